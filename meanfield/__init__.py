@@ -1,0 +1,1 @@
+"""Mean-field theory of deep networks at initialization (fully connected and convolutional)."""
