@@ -1,1 +1,9 @@
-"""Every figure of the toolkit, from one command: ``python -m figures --out DIR``."""
+"""Every figure of the toolkit, from one command: ``python -m figures --out DIR``.
+
+Each figure function returns ``(matplotlib.figure.Figure, pandas.DataFrame)``; the command saves the figure as PNG and
+PDF and the plotted numbers as CSV beside it. ``python -m figures --list`` names them.
+"""
+
+from .registry import FIGURES, FigureSpec, figure_names
+
+__all__ = ["FIGURES", "FigureSpec", "figure_names"]

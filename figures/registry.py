@@ -1,0 +1,32 @@
+"""The list of every figure the toolkit makes: name, what it shows, and the function that draws it."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure: ``module.function`` returns ``(matplotlib Figure, pandas DataFrame of the plotted numbers)``."""
+
+    name: str
+    module: str
+    function: str
+    description: str
+
+    def load(self) -> Callable:
+        return getattr(importlib.import_module(f"figures.{self.module}"), self.function)
+
+
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("phase_diagram", "phase", "phase_diagram",
+               "tanh phase diagram: xi_c over (sigma_w^2, sigma_b^2) with the critical line"),
+    FigureSpec("map_convergence", "phase", "map_convergence",
+               "q^l and c^l converging to (q*, c*) in the ordered, critical and chaotic phases"),
+)
+
+
+def figure_names() -> list[str]:
+    return [spec.name for spec in FIGURES]
