@@ -9,7 +9,7 @@ import time
 import traceback
 
 from .registry import FIGURES, figure_names
-from .style import save_figure
+from .style import figure_style, save_figure
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         print(f"[figures] {spec.name}: {spec.description} ...", flush=True)
         try:
-            fig, data = spec.load()()
-            paths = save_figure(fig, data, out, spec.name, formats)
+            with figure_style():
+                fig, data = spec.load()()
+                paths = save_figure(fig, data, out, spec.name, formats)
         except Exception:  # one broken figure must not cost the others; reported and counted below
             failed.append(spec.name)
             traceback.print_exc()

@@ -25,6 +25,10 @@ FIGURES: tuple[FigureSpec, ...] = (
                "tanh phase diagram: xi_c over (sigma_w^2, sigma_b^2) with the critical line"),
     FigureSpec("map_convergence", "phase", "map_convergence",
                "q^l and c^l converging to (q*, c*) in the ordered, critical and chaotic phases"),
+    FigureSpec("conv_isometry", "norm", "conv_isometry",
+               "conv-operator singular values: Gaussian, orthogonal (Alg. 1), Delta-Orthogonal, Procrustes-clipped"),
+    FigureSpec("batchnorm_eigenvalues", "norm", "batchnorm_eigenvalues",
+               "batch-norm Jacobian eigenvalues against rho and rho*eps/(var+eps)"),
 )
 
 

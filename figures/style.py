@@ -25,10 +25,14 @@ RC = {
 }
 
 
+def figure_style():
+    """Context manager applying the toolkit's plotting style; wrap both drawing and saving in it."""
+    return plt.rc_context(RC)
+
+
 def new_figure(ncols: int = 1, nrows: int = 1, width: float = 3.4, height: float = 2.8, **kwargs):
-    """A figure of ``nrows x ncols`` panels, each ``width x height`` inches, in the toolkit's style."""
-    with plt.rc_context(RC):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kwargs)
+    """A figure of ``nrows x ncols`` panels, each ``width x height`` inches (constrained layout)."""
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kwargs)
     fig.set_layout_engine("constrained")
     return fig, axes
 
@@ -43,11 +47,10 @@ def save_figure(fig, data: pd.DataFrame | None, out_dir: pathlib.Path, name: str
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    with plt.rc_context(RC):
-        for fmt in formats:
-            path = out_dir / f"{name}.{fmt}"
-            fig.savefig(path)
-            written.append(path)
+    for fmt in formats:
+        path = out_dir / f"{name}.{fmt}"
+        fig.savefig(path)
+        written.append(path)
     plt.close(fig)
     if data is not None:
         path = out_dir / f"{name}.csv"
