@@ -33,6 +33,8 @@ FIGURES: tuple[FigureSpec, ...] = (
                "critical tanh Jacobian spectra, free probability vs sampled networks, orthogonal and Gaussian"),
     FigureSpec("conv_operator_spectrum", "spectra", "conv_operator_figure",
                "paper 002 Fig. S3: periodic conv-operator singular values vs the Marchenko-Pastur law"),
+    FigureSpec("trainability", "trainability", "trainability_heatmap",
+               "trainability heatmap (real training, small CPU default) with 6 xi_c overlaid (paper 002 Fig. 2)"),
     FigureSpec("conv_isometry", "norm", "conv_isometry",
                "conv-operator singular values: Gaussian, orthogonal (Alg. 1), Delta-Orthogonal, Procrustes-clipped"),
     FigureSpec("batchnorm_eigenvalues", "norm", "batchnorm_eigenvalues",

@@ -1,1 +1,77 @@
 """Mean-field theory of deep networks at initialization (fully connected and convolutional)."""
+
+from .activations import Activation, builtin_activation_names, get_activation
+from .engine import CRITICAL_TOL, Q_STAR_MAX, FixedPointError, NoFixedPointWarning
+from .gaussian import QuadratureWarning, gaussian_expectation, gaussian_kernel, gaussian_nodes, hermite_coefficients
+from .quantities import (
+    MeanFieldPoint,
+    c_star,
+    chi_1,
+    chi_c,
+    critical_line,
+    critical_point,
+    critical_sigma_w2,
+    iterate_maps,
+    mean_field_grid,
+    mean_field_point,
+    phase,
+    q_star,
+    xi_c,
+    xi_q,
+)
+
+__all__ = [
+    "Activation",
+    "builtin_activation_names",
+    "get_activation",
+    "CRITICAL_TOL",
+    "Q_STAR_MAX",
+    "FixedPointError",
+    "NoFixedPointWarning",
+    "QuadratureWarning",
+    "gaussian_expectation",
+    "gaussian_kernel",
+    "gaussian_nodes",
+    "hermite_coefficients",
+    "MeanFieldPoint",
+    "c_star",
+    "chi_1",
+    "chi_c",
+    "critical_line",
+    "critical_point",
+    "critical_sigma_w2",
+    "iterate_maps",
+    "mean_field_grid",
+    "mean_field_point",
+    "phase",
+    "q_star",
+    "xi_c",
+    "xi_q",
+]
+
+# --- Convolutional mean field (meanfield.conv) ---
+from .conv import (  # noqa: E402
+    FourierDepthScales,
+    covariance_mode_decay,
+    cyclic_diagonal_modes,
+    fixed_point_covariance,
+    fourier_depth_scales,
+    fourier_eigenvalues,
+    propagate_covariance,
+    sample_conv_covariance,
+)
+from .kernels import KERNEL_NAMES, kernel_variance, validate_kernel_variance  # noqa: E402
+
+__all__ += [
+    "FourierDepthScales",
+    "covariance_mode_decay",
+    "cyclic_diagonal_modes",
+    "fixed_point_covariance",
+    "fourier_depth_scales",
+    "fourier_eigenvalues",
+    "propagate_covariance",
+    "sample_conv_covariance",
+    "KERNEL_NAMES",
+    "kernel_variance",
+    "validate_kernel_variance",
+]

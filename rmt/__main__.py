@@ -1,0 +1,7 @@
+"""``python -m rmt``: see :mod:`rmt.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,763 @@
+"""Limiting spectrum of ``J J^T`` for a deep network at its mean-field fixed point (free probability).
+
+Pennington, Schoenholz, Ganguli (2017, 2018); paper 002 section 2.2; ``../shared/notes/formulas.md``
+("Jacobian spectra", "From S-transforms to a density"). ``J = prod_{l=1}^L D^l W^l`` with ``D^l = diag(phi'(h^l))``,
+``h^l ~ N(0, q*)``; S-transforms multiply, ``S_{JJ^T}(m) = (S_W(m) S_{D^2}(m))^L``.
+
+Method. The density at ``lam`` solves ``1 + m = lam m S_{JJ^T}(m)`` jointly with ``M_{D^2}(z_D) = m``. Since
+``M_{D^2}`` is an explicit sum over the core's quadrature nodes, ``m`` is eliminated: the one unknown is the
+subordination point ``z = z_D`` and the equation is ``log lam = F(z)`` with
+
+    F(z) = a log(1 + m) + (L - 1) log m + L log(sigma_w2 z),   m = M_{D^2}(z),
+    a = 1 - L (orthogonal weights, S_W = 1/sigma_w2),   a = 1 (square Gaussian weights, S_W = 1/(sigma_w2 (1 + m))),
+
+taken modulo ``2 pi i`` (Newton on the residual with its imaginary part wrapped), so depth enters only as a factor of
+the logs: stable from ``L = 1`` to ``10^4``. ``1 + m`` is summed as ``z G_{D^2}(z)`` (no cancellation as ``m -> -1``).
+Then ``G(lam) = (1 + m) / lam`` and the density is ``-Im G / pi = -Im m / (pi lam)``, on the branch ``Im z >= 0``.
+
+Support. The upper edge is the first critical point ``F'(x) = 0`` met coming down the real axis from ``x = +inf``
+(bracketed on a log grid, then solved to machine precision). From there the solution is continued downwards in
+``u = log lam`` (adaptive steps, Newton with backtracking, tangent predictor, failed steps halved). Either the
+solution returns to the real axis at a second critical point (a soft lower edge, solved the same way), or the density
+reaches ``lam -> 0`` (Gaussian weights have a hard edge at 0; activations like tanh, whose ``phi'^2`` comes arbitrarily
+close to 0, give a tail in ``log lam``): the grid then stops where the estimated continuous mass below it is under
+``tail_tol``, at ``lam = 1e-300``, or where the core's error bound for ``M_{D^2}(z)`` (the difference to its coarser
+check rule) exceeds ``QUAD_TOL``: a sum over quadrature atoms stops representing the continuous law once ``z`` comes
+closer to the range of ``phi'^2`` than the atoms are spaced. The rule is then refined (:data:`rmt.transforms.D2_RULES`,
+4 and 16 times the core's nodes per panel) while mass is left below the grid. The mass below the grid is reported as
+``tail_mass`` (mass conservation). The density is computed on ``num`` points, clustered at the soft edges, by
+continuation down from the upper edge; the grid is log-spaced when the support spans more than a decade.
+
+Atoms. ``P(phi'(h) = 0) > 0`` (ReLU, hard tanh) puts an atom of that mass at ``lam = 0`` (the atom of a free product
+at 0 is the largest atom at 0 of its factors). A point-mass ``D^2 = d`` with orthogonal weights (linear networks)
+makes ``J J^T = (sigma_w2 d)^L I``: one atom and no continuous part. With orthogonal weights and ``L = 1``,
+``J J^T = sigma_w2 D^2`` itself; its law has no free-probability smoothing and is not computed here (``ValueError``).
+Atoms are listed in ``JacobianSpectrum.atoms`` as ``(location, mass)`` pairs; ``density`` is the continuous part.
+
+Accuracy. Where ``z`` stays away from the range of ``phi'^2`` (linear networks, Gaussian weights, most of the support
+at depth >= 8) the density is as accurate as the Newton solve (MP at depth 1: 3e-11 relative); elsewhere it is as
+accurate as ``M_{D^2}`` (error bound at most ``QUAD_TOL = 1e-4`` relative by construction, usually far less). Near a
+soft lower edge that lies inside the range of ``phi'^2`` (near-isometric networks, small ``q*``) the density is only
+approximate (it may drop to 0 slightly early; measured mass defect about 1e-4).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+import pandas as pd
+from scipy.optimize import brentq
+
+from meanfield import get_activation, q_star
+
+from .transforms import D2_RULES, D2Law, check_positive, check_weights, d2_law
+
+__all__ = ["JacobianSpectrum", "jacobian_moments", "jacobian_spectrum", "log_lam_equation"]
+
+TWO_PI = 2.0 * math.pi
+#: Lowest grid point: lam below this is not representable with a finite density in float64.
+LOG_LAM_FLOOR = math.log(1e-300)
+NEWTON_TOL = 1e-13
+NEWTON_MAXIT = 60
+#: The grid stops where the core's error bound for M_{D^2} exceeds this (relative).
+QUAD_TOL = 1e-4
+
+# --------------------------------------------------------------------------------------------------------------------
+# numba kernels
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def _f_derivs(z, d, w, c, L, a, log_sw2):
+    """``(F, F', F'', m)`` at complex ``z``; ``d`` atoms of D^2, ``w`` weights, ``c = w d``."""
+    g0 = 0j
+    m = 0j
+    m1 = 0j
+    m2 = 0j
+    for i in range(d.shape[0]):
+        r = 1.0 / (z - d[i])
+        g0 += w[i] * r
+        t = c[i] * r
+        m += t
+        t = t * r
+        m1 -= t
+        m2 += 2.0 * t * r
+    p = z * g0  # = 1 + m, without cancellation
+    f = a * np.log(p) + (L - 1.0) * np.log(m) + L * (log_sw2 + np.log(z))
+    g = a / p + (L - 1.0) / m
+    f1 = g * m1 + L / z
+    f2 = g * m2 - (a / (p * p) + (L - 1.0) / (m * m)) * m1 * m1 - L / (z * z)
+    return f, f1, f2, m
+
+
+@numba.njit(cache=True)
+def _wrap(r):
+    """``r`` with its imaginary part reduced to ``[-pi, pi)`` (F is defined modulo 2 pi i)."""
+    return complex(r.real, r.imag - TWO_PI * math.floor((r.imag + math.pi) / TWO_PI))
+
+
+@numba.njit(cache=True)
+def _newton(u, z0, d, w, c, L, a, log_sw2, tol, maxit):
+    """Solve ``F(z) = u`` from ``z0`` (backtracking on ``|residual|``); returns ``(z, converged, iterations)``."""
+    z = z0
+    f, f1, _, _ = _f_derivs(z, d, w, c, L, a, log_sw2)
+    r = _wrap(f - u)
+    floor = 4e-16 * (1.0 + abs(u) + abs(L))
+    if abs(r) <= floor:
+        return z, True, 0
+    for it in range(maxit):
+        if f1 == 0:
+            return z, False, it
+        dz = -r / f1
+        step = 1.0
+        found = False
+        for _ in range(40):
+            zn = z + step * dz
+            fn, f1n, _, _ = _f_derivs(zn, d, w, c, L, a, log_sw2)
+            rn = _wrap(fn - u)
+            if abs(rn) < abs(r) or abs(rn) <= floor:
+                found = True
+                break
+            step *= 0.5
+        if not found:
+            return z, abs(r) <= 100 * floor, it
+        moved = abs(zn - z)
+        z, f1, r = zn, f1n, rn
+        if moved <= tol * abs(z) or abs(r) <= floor:
+            return z, True, it + 1
+    return z, False, maxit
+
+
+@numba.njit(cache=True)
+def _trace(us, z0, u0, d, w, c, L, a, log_sw2, tol, maxit, max_halvings):
+    """Continuation along targets ``us`` from the solution ``z0`` at ``u0``; returns ``(z, ok)``.
+
+    Each target is reached from the previous solution with the tangent predictor ``z + du / F'(z)``; a failed step is
+    split into 2, 4, ... substeps (at most ``2**max_halvings``). Solutions are reflected into ``Im z >= 0``.
+    """
+    n = us.shape[0]
+    out = np.empty(n, dtype=np.complex128)
+    ok = np.ones(n, dtype=np.bool_)
+    z_prev = z0
+    u_prev = u0
+    for j in range(n):
+        target = us[j]
+        nsub = 1
+        success = False
+        zc = z_prev
+        while nsub <= (1 << max_halvings):
+            zc = z_prev
+            uc = u_prev
+            good = True
+            for s in range(1, nsub + 1):
+                us_ = u_prev + (target - u_prev) * s / nsub
+                _, f1, _, _ = _f_derivs(zc, d, w, c, L, a, log_sw2)
+                guess = zc + (us_ - uc) / f1 if f1 != 0 else zc
+                if guess.imag < 0:
+                    guess = guess.conjugate()
+                zs, conv, _ = _newton(us_, guess, d, w, c, L, a, log_sw2, tol, maxit)
+                if not conv:
+                    good = False
+                    break
+                if zs.imag < 0:
+                    zs = zs.conjugate()
+                zc = zs
+                uc = us_
+            if good:
+                success = True
+                break
+            nsub *= 2
+        if success:
+            out[j] = zc
+            z_prev = zc
+            u_prev = target
+        else:
+            ok[j] = False
+            out[j] = z_prev
+    return out, ok
+
+
+@numba.njit(cache=True)
+def _real_critical_point(x0, d, w, c, L, a, log_sw2, tol, maxit):
+    """Newton on ``F'(x) = 0`` along the real axis from ``x0`` (a soft edge); returns ``(x, converged)``."""
+    x = x0
+    for _ in range(maxit):
+        _, f1, f2, _ = _f_derivs(complex(x, 0.0), d, w, c, L, a, log_sw2)
+        if f2.real == 0 or not np.isfinite(f2.real):
+            return x, False
+        dx = -f1.real / f2.real
+        if x != 0 and abs(dx) > 0.5 * abs(x):
+            dx = 0.5 * abs(x) * np.sign(dx)
+        x_new = x + dx
+        if abs(x_new - x) <= tol * abs(x_new):
+            return x_new, True
+        x = x_new
+    return x, False
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the equation as a small object
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Equation:
+    d: np.ndarray
+    w: np.ndarray
+    c: np.ndarray
+    L: float
+    a: float
+    log_sw2: float
+
+    @property
+    def args(self):
+        return self.d, self.w, self.c, self.L, self.a, self.log_sw2
+
+    def derivs(self, z: complex):
+        return _f_derivs(complex(z), *self.args)
+
+    def newton(self, u: float, z0: complex):
+        return _newton(float(u), complex(z0), *self.args, NEWTON_TOL, NEWTON_MAXIT)
+
+
+def log_lam_equation(law: D2Law, sigma_w2: float, depth: int, weights: str):
+    """``F(z)`` of the module docstring as a vectorised callable ``z -> (F(z), F'(z))`` (for tests and baselines).
+
+    Parameters
+    ----------
+    law : D2Law
+        The law of ``D^2`` (:func:`rmt.transforms.d2_law`).
+    sigma_w2 : float
+    depth : int
+    weights : {"orthogonal", "gaussian"}
+    """
+    eq = _make_equation(law, sigma_w2, depth, weights)
+
+    def equation(z):
+        z = np.atleast_1d(np.asarray(z, dtype=np.complex128))
+        out = np.array([eq.derivs(zi)[:2] for zi in z])
+        return out[:, 0], out[:, 1]
+
+    return equation
+
+
+def _make_equation(law: D2Law, sigma_w2: float, depth: int, weights: str) -> _Equation:
+    L = float(depth)
+    a = 1.0 - L if weights == "orthogonal" else 1.0
+    c = law.weights * law.values
+    return _Equation(law.values, law.weights, c, L, a, math.log(sigma_w2))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# support
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _upper_edge(eq: _Equation) -> tuple[float, float]:
+    """``(x_hi, u_hi)``: the first critical point of ``F`` on the real axis coming down from ``+inf``."""
+    d_top = float(np.max(eq.d))
+    xs = d_top + d_top * np.logspace(-12, 9, 1500)
+    f1 = np.array([eq.derivs(x)[1].real for x in xs])
+    sign = np.sign(f1)
+    idx = np.nonzero(sign[:-1] != sign[1:])[0]
+    if idx.size == 0:
+        raise RuntimeError("no upper spectral edge found: F'(x) has no zero on the real axis above max phi'^2")
+    i = idx[-1]
+    x_hi = brentq(lambda x: eq.derivs(x)[1].real, xs[i], xs[i + 1], xtol=1e-15 * xs[i + 1], rtol=1e-15)
+    return x_hi, eq.derivs(x_hi)[0].real
+
+
+def _edge_start(eq: _Equation, x_e: float, u_e: float, u: float) -> complex:
+    """Newton start at ``u`` next to the edge ``(x_e, u_e)``: ``F ~ u_e + F''(x_e) (z - x_e)^2 / 2``, ``Im z > 0``."""
+    f2 = eq.derivs(x_e)[2].real
+    root = np.sqrt(complex(2.0 * (u - u_e) / f2))
+    return complex(x_e + root.real, abs(root.imag))
+
+
+@dataclass
+class _Support:
+    u_hi: float
+    x_hi: float
+    u_lo: float
+    x_lo: float | None  # None: no soft lower edge (the density reaches lam -> 0; grid cut at u_lo)
+    unresolved: bool = False  # the walk stopped where the quadrature no longer resolves M_{D^2}
+
+
+def _quadrature_error(eq: _Equation, check: _Equation | None, z: complex) -> float:
+    """Relative difference of ``m`` and ``1 + m`` at ``z`` between the core's rule and its coarser check rule.
+
+    Near the range of ``phi'^2`` a sum over quadrature atoms stops being a faithful Stieltjes transform once ``z`` is
+    closer to the real axis than the atoms resolve; this is the core's own error bound for that sum.
+    """
+    if check is None:
+        return 0.0
+    _, _, _, m = eq.derivs(z)
+    _, _, _, m_c = check.derivs(z)
+    p, p_c = 1.0 + m, 1.0 + m_c
+    return max(abs(m - m_c) / abs(m), abs(p - p_c) / max(abs(p), 1e-300))
+
+
+def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_tol: float) -> _Support:
+    """Walk down from the upper edge in ``u = log lam`` to a soft lower edge, the tail cutoff or the resolution limit.
+
+    Returns the support; ``x_lo`` is None when there is no soft lower edge (grid cut at ``u_lo``).
+    """
+    x_hi, u_hi = _upper_edge(eq)
+    h = 1e-6 * max(1.0, abs(u_hi))
+    u, z = u_hi, complex(x_hi)
+    rho_prev = 0.0
+    rho_max = 0.0
+    first = True
+    while True:
+        u_new = max(u - h, LOG_LAM_FLOOR)
+        guess = _edge_start(eq, x_hi, u_hi, u_new) if first else z + (u_new - u) / eq.derivs(z)[1]
+        if guess.imag < 0:
+            guess = guess.conjugate()
+        z_new, conv, its = eq.newton(u_new, guess)
+        if z_new.imag < 0:
+            z_new = z_new.conjugate()
+        rel_imag = z_new.imag / max(abs(z_new), 1e-300)
+        jump = abs(z_new - guess) > 0.5 * abs(z_new - z) + 1e-12 * abs(z)
+        if not conv or (first and rel_imag < 1e-10) or jump:
+            h *= 0.5
+            if h < 1e-14 * max(1.0, abs(u)):
+                raise RuntimeError(f"continuation of the Jacobian spectrum stalled at lam = exp({u:.6g})")
+            continue
+        if not first and _quadrature_error(eq, check, z_new) > QUAD_TOL:
+            return _Support(u_hi, x_hi, u, None, True)
+        rho = -eq.derivs(z_new)[3].imag / math.pi  # density in log lam
+        if rel_imag < 1e-9 and not first:
+            # back on the real axis: we passed a soft lower edge between u_new and u; solve for it
+            x_lo, ok = _real_critical_point(z.real, *eq.args, 1e-15, 100)
+            u_lo = eq.derivs(x_lo)[0].real if ok else math.nan
+            if not ok or not (u_new - 1e-9 <= u_lo <= u + 1e-9):
+                h *= 0.5
+                if h < 1e-14 * max(1.0, abs(u)):
+                    raise RuntimeError(f"lower spectral edge not resolved near lam = exp({u:.6g})")
+                continue
+            return _Support(u_hi, x_hi, u_lo, x_lo)
+        first = False
+        rho_max = max(rho_max, rho)
+        if rho < 0.05 * rho_max:
+            # possibly next to a soft lower edge: try the real critical point near Re z
+            x_lo, ok = _real_critical_point(z_new.real, *eq.args, 1e-15, 100)
+            if ok:
+                f_lo, _, f2_lo, _ = eq.derivs(x_lo)
+                u_lo = f_lo.real
+                predicted = 2.0 * (u_new - u_lo) / f2_lo.real if f2_lo.real != 0 else -1.0
+                real_branch = abs(_wrap(f_lo - u_lo)) < 1e-8 * (1.0 + eq.L)
+                if real_branch and u_new - 4 * h <= u_lo < u_new and 0.25 < -predicted / z_new.imag**2 < 4.0:
+                    return _Support(u_hi, x_hi, u_lo, x_lo)
+        kappa = (math.log(rho_prev) - math.log(rho)) / (u - u_new) if rho_prev > 0 and rho > 0 else 0.0
+        small_tail = kappa > 0 and rho / kappa < tail_tol * mass
+        if u_new <= LOG_LAM_FLOOR or small_tail:
+            return _Support(u_hi, x_hi, u_new, None)
+        u, z, rho_prev = u_new, z_new, rho
+        if its <= 5:
+            h = min(2.0 * h, max(1e-6, 0.05 * (u_hi - u) + 0.5 * h))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JacobianSpectrum:
+    """Limiting spectral law of ``J J^T`` (eigenvalues ``lam``, the squared singular values of ``J``).
+
+    Attributes
+    ----------
+    lam : ndarray, shape (num,)
+        Grid on the support of the continuous part, increasing (empty when there is none).
+    density : ndarray, shape (num,)
+        Density of the continuous part per unit ``lam`` (0 at soft edges); it integrates to ``1 - sum of atom masses
+        - tail_mass``.
+    support : tuple of float
+        ``(lo, hi)`` of the continuous part; ``lo = 0.0`` when the density reaches ``lam -> 0`` (no soft lower edge).
+    mean, variance : float
+        Of the whole law (atoms included), exact from :func:`jacobian_moments`.
+    atoms : tuple of (float, float)
+        ``(location, mass)`` of each point mass: linear networks with orthogonal weights are ``((sigma_w2^L, 1.0),)``
+        (``lam`` and ``density`` empty); ReLU-like activations have ``(0.0, P(phi'(h) = 0))``.
+    tail_mass : float
+        Estimated continuous mass below ``lam[0]`` when ``lo = 0`` (the grid stops where it falls under ``tail_tol``,
+        or at ``lam = 1e-300``: deep Gaussian networks keep much of their mass below that); 0 with a soft lower edge.
+    q_star : float
+        The pre-activation variance used.
+    """
+
+    lam: np.ndarray
+    density: np.ndarray
+    support: tuple[float, float]
+    mean: float
+    variance: float
+    atoms: tuple[tuple[float, float], ...] = ()
+    tail_mass: float = 0.0
+    q_star: float = math.nan
+    params: dict = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        """``DataFrame`` with columns ``lam``, ``density``; atoms, support, mean and variance in ``attrs``."""
+        frame = pd.DataFrame({"lam": self.lam, "density": self.density})
+        frame.attrs.update(
+            atoms=list(self.atoms), support=list(self.support), mean=self.mean, variance=self.variance,
+            tail_mass=self.tail_mass, q_star=self.q_star, **self.params,
+        )
+        return frame
+
+    def cdf(self, x: np.ndarray | float) -> np.ndarray:
+        """Cumulative distribution ``P(lam <= x)`` of the whole law (trapezoid on the grid, plus atoms and tail)."""
+        x = np.asarray(x, dtype=np.float64)
+        out = np.zeros(x.shape)
+        for loc, mass in self.atoms:
+            out = out + np.where(x >= loc, mass, 0.0)
+        if self.lam.size:
+            cum = self.tail_mass + _integral_log(self.lam, self.density)
+            out = out + np.interp(x, self.lam, cum, left=0.0, right=cum[-1])
+        return out
+
+
+    def ks_distance(self, samples: np.ndarray | pd.Series) -> float:
+        """Kolmogorov-Smirnov distance ``sup |F_emp - F|`` between sampled eigenvalues and this law.
+
+        The supremum runs over ``lam >= lam[0]`` (where the law is resolved; below it only the mass ``tail_mass`` is
+        known, and the empirical fraction below ``lam[0]`` is compared with it).
+        """
+        x = np.sort(np.asarray(samples, dtype=np.float64).ravel())
+        n = x.size
+        if n == 0:
+            raise ValueError("samples must not be empty")
+        start = self.lam[0] if self.lam.size else -np.inf
+        below = np.searchsorted(x, start, side="left")
+        f = self.cdf(x[below:])
+        upper = np.arange(below + 1, n + 1) / n - f
+        lower = f - np.arange(below, n) / n
+        at_start = abs(below / n - float(self.cdf(start))) if self.lam.size else 0.0
+        return float(max(upper.max(initial=0.0), lower.max(initial=0.0), at_start))
+
+
+def _check_depth(depth) -> int:
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)):
+        raise TypeError(f"depth must be an integer >= 1, got {depth!r}")
+    if depth < 1:
+        raise ValueError(f"depth must be an integer >= 1, got {depth}")
+    return int(depth)
+
+
+def _fixed_point(activation, sigma_w2: float, sigma_b2: float) -> float:
+    sigma_w2 = check_positive(sigma_w2, "sigma_w2")
+    sigma_b2 = float(sigma_b2)
+    if not math.isfinite(sigma_b2) or sigma_b2 < 0:
+        raise ValueError(f"sigma_b2 must be finite and >= 0, got {sigma_b2}")
+    q = float(q_star(activation, sigma_w2, sigma_b2))
+    if not math.isfinite(q):
+        raise ValueError(
+            f"no finite fixed point q* for activation={get_activation(activation).name!r}, sigma_w2={sigma_w2}, "
+            f"sigma_b2={sigma_b2}: the Jacobian spectrum at the fixed point is undefined"
+        )
+    return q
+
+
+def _series_mul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.convolve(x, y)[: len(x)]
+
+
+def _series_revert(coef: np.ndarray) -> np.ndarray:
+    """Compositional inverse of ``f(x) = sum_{j>=1} coef[j] x^j`` (``coef[0] = 0``, ``coef[1] != 0``), same order.
+
+    Lagrange inversion: ``[y^n] f^{-1}(y) = (1/n) [x^{n-1}] (x / f(x))^n``.
+    """
+    n = len(coef)
+    g = coef[1:]  # f(x)/x
+    inv = np.zeros(n - 1)  # x / f(x) as a series
+    inv[0] = 1.0 / g[0]
+    for j in range(1, n - 1):
+        inv[j] = -np.dot(g[1 : j + 1], inv[j - 1 :: -1][:j]) / g[0]
+    out = np.zeros(n)
+    power = np.zeros(n - 1)
+    power[0] = 1.0
+    for k in range(1, n):
+        power = _series_mul(power, inv)
+        out[k] = power[k - 1] / k
+    return out
+
+
+def _series_log1p(t: np.ndarray) -> np.ndarray:
+    """``log(1 + t(x))`` for a series with ``t[0] = 0``."""
+    out = np.zeros_like(t)
+    power = np.zeros_like(t)
+    power[0] = 1.0
+    for j in range(1, len(t)):
+        power = _series_mul(power, t)
+        out += (-1.0) ** (j + 1) * power / j
+    return out
+
+
+def _series_exp(t: np.ndarray) -> np.ndarray:
+    """``exp(t(x))`` for a series with ``t[0] = 0``."""
+    out = np.zeros_like(t)
+    out[0] = 1.0
+    term = out.copy()
+    for j in range(1, len(t)):
+        term = _series_mul(term, t) / j
+        out += term
+    return out
+
+
+def _moments_from_law(law: D2Law, sigma_w2: float, depth: int, weights: str, k: int) -> np.ndarray:
+    """Moments ``E[lam^j]``, ``j = 1..k``, of ``J J^T`` by series inversion of the S-transform (jacobian_moments)."""
+    n = k + 1
+    mu = np.concatenate([[0.0], law.moments(k)])  # psi_D(x) = M_D(1/x) = sum_j mu_j x^j
+    chi_d = _series_revert(mu)  # chi_D = psi_D^{-1}; M_D^{-1}(m) = 1 / chi_D(m)
+    s_d = _series_mul(np.concatenate([chi_d[1:], [0.0]]), np.r_[1.0, 1.0, np.zeros(n - 2)])  # (1 + m) chi_D(m) / m
+    if weights == "gaussian":
+        s_w = (-1.0) ** np.arange(n)  # sigma_w2 * S_W = 1 / (1 + m)
+    else:
+        s_w = np.r_[1.0, np.zeros(n - 1)]
+    t = _series_mul(s_w, s_d)
+    t = t / t[0]  # t[0] = 1 / mu_1
+    t[0] = 0.0
+    s_j = _series_exp(depth * _series_log1p(t))  # S_{JJ^T} / (sigma_w2 mu_1)^{-L}: the law with mean 1
+    chi_j = np.concatenate([[0.0], _series_mul(s_j, (-1.0) ** np.arange(n))[: n - 1]])  # m S(m) / (1 + m)
+    psi_j = _series_revert(chi_j)
+    log_chi = math.log(sigma_w2 * mu[1])
+    scale = np.arange(1, n) * depth * log_chi
+    if np.any(scale > 709.0):
+        warnings.warn(
+            f"moments of J J^T overflow float64 (chi^L = exp({depth * log_chi:.4g})); returning inf", RuntimeWarning,
+            stacklevel=3,
+        )
+    with np.errstate(over="ignore"):
+        return psi_j[1:] * np.exp(scale)
+
+
+def jacobian_moments(activation, sigma_w2: float, sigma_b2: float, depth: int, weights: str = "orthogonal",
+                     k: int = 4) -> np.ndarray:
+    """First ``k`` moments ``m_j = E[lam^j]`` of the limiting spectral law of ``J J^T``, ``j = 1..k``.
+
+    Exact series inversion of ``S_{JJ^T}(m) = (S_W(m) S_{D^2}(m))^L`` (Pennington et al. 2018): with
+    ``psi_D(x) = M_{D^2}(1/x) = sum mu_j x^j`` (``mu_j = E[phi'(h)^(2j)]`` from the core's quadrature at ``q*``),
+    ``S_{D^2}(m) = (1 + m) psi_D^{-1}(m) / m``; then ``psi_J^{-1}(m) = m S_{JJ^T}(m) / (1 + m)`` and the moments are
+    the coefficients of ``psi_J``. The power ``L`` is taken as ``exp(L log(.))`` of series normalised to mean 1, so
+    depth only scales coefficients. Closed forms it reproduces: ``m_1 = chi^L`` with ``chi = sigma_w2 mu_1``; at
+    criticality ``m_2 - m_1^2 = L (mu_2 / mu_1^2 - 1 - s_1)``, ``s_1 = -1`` Gaussian, ``0`` orthogonal; linear
+    Gaussian networks give the Fuss-Catalan numbers ``binom((L+1) j, j) / (L j + 1)``.
+
+    Parameters
+    ----------
+    activation : str or meanfield.Activation
+    sigma_w2, sigma_b2 : float
+        Weight and bias variances (``q*`` is the core's fixed point for them).
+    depth : int
+        Number of layers ``L >= 1``.
+    weights : {"orthogonal", "gaussian"}
+        Haar orthogonal or i.i.d. Gaussian square weight matrices.
+    k : int
+        Number of moments, 1 to 30.
+
+    Returns
+    -------
+    ndarray, shape (k,)
+        ``[m_1, ..., m_k]``; ``inf`` (with a ``RuntimeWarning``) where ``chi^(L j)`` overflows float64.
+    """
+    weights = check_weights(weights)
+    depth = _check_depth(depth)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 30:
+        raise ValueError(f"k must be an integer from 1 to 30, got {k!r}")
+    q = _fixed_point(activation, sigma_w2, sigma_b2)
+    return _moments_from_law(d2_law(activation, q), float(sigma_w2), depth, weights, int(k))
+
+
+def _grid(lo: float, hi: float, num: int, soft_lo: bool) -> np.ndarray:
+    """``num`` increasing points on ``[lo, hi]``, clustered at ``hi`` (and at ``lo`` when it is a soft edge)."""
+    j = np.arange(num) / (num - 1)
+    t = 0.5 * (1.0 - np.cos(np.pi * j)) if soft_lo else np.sin(0.5 * np.pi * j)
+    out = lo + (hi - lo) * t
+    out[0], out[-1] = lo, hi
+    return out
+
+
+def jacobian_spectrum(activation, sigma_w2: float, sigma_b2: float, depth: int, weights: str = "orthogonal",
+                      num: int = 2000, tail_tol: float = 1e-10) -> JacobianSpectrum:
+    """Limiting density of the eigenvalues ``lam`` of ``J J^T`` for a deep network at its fixed point ``q*``.
+
+    See the module docstring for the method, the support and atoms, and the accuracy.
+
+    Parameters
+    ----------
+    activation : str or meanfield.Activation
+        Anything :func:`meanfield.get_activation` accepts.
+    sigma_w2, sigma_b2 : float
+        Weight and bias variances; ``sigma_w2 > 0``, ``sigma_b2 >= 0``; ``q*`` must be finite.
+    depth : int
+        Number of layers, 1 to 10^4 tested (any ``L >= 1`` accepted).
+    weights : {"orthogonal", "gaussian"}
+        Haar orthogonal (times ``sqrt(sigma_w2)``) or i.i.d. ``N(0, sigma_w2 / N)`` square weights.
+    num : int
+        Number of grid points (>= 16).
+    tail_tol : float
+        Continuous mass allowed below the grid when the density reaches ``lam -> 0``.
+
+    Returns
+    -------
+    JacobianSpectrum
+
+    Raises
+    ------
+    ValueError
+        Bad arguments; no finite ``q*``; orthogonal weights at depth 1 with a non-constant ``phi'``.
+    RuntimeError
+        If the continuation cannot locate the support. Grid points where Newton fails even after step halving give
+        a ``RuntimeWarning`` and NaN density there.
+    """
+    weights = check_weights(weights)
+    depth = _check_depth(depth)
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 16:
+        raise ValueError(f"num must be an integer >= 16, got {num!r}")
+    tail_tol = check_positive(tail_tol, "tail_tol")
+    q = _fixed_point(activation, sigma_w2, sigma_b2)
+    sigma_w2 = float(sigma_w2)
+    law = d2_law(activation, q)
+    moments = _moments_from_law(law, sigma_w2, depth, weights, 2)
+    mean, variance = float(moments[0]), float(moments[1] - moments[0] ** 2)
+    params = dict(activation=law.activation, sigma_w2=sigma_w2, sigma_b2=float(sigma_b2), depth=depth,
+                  weights=weights)
+    zero = law.zero_mass
+    atoms: list[tuple[float, float]] = [(0.0, zero)] if zero > 0 else []
+    positive = law.values > 0
+    if not positive.any():
+        raise ValueError(f"phi' vanishes almost surely for {law.activation!r} at q*={q}: J = 0")
+    if weights == "orthogonal" and np.ptp(law.values[positive]) <= 1e-12 * law.values[positive].max() and zero == 0:
+        location = float(np.exp(depth * math.log(sigma_w2 * law.values[0])))
+        empty = np.zeros(0)
+        return JacobianSpectrum(empty, empty, (location, location), mean, variance, ((location, 1.0),), 0.0, q, params)
+    if weights == "orthogonal" and depth == 1:
+        lam, density, atoms_1 = _pushforward_density(activation, q, sigma_w2, law, num)
+        return JacobianSpectrum(lam, density, (float(lam[0]), float(lam[-1])), mean, variance, atoms_1, 0.0, q,
+                                params)
+    # atoms of D^2 at 0 enter 1 + m = z G_{D^2}(z) through their weights and m not at all
+    mass = 1.0 - zero
+    for level, (nodes, check_nodes) in enumerate(D2_RULES):
+        if level:  # the walk met the resolution limit of the quadrature with mass left: refine the rule
+            law = d2_law(activation, q, nodes_per_panel=nodes)
+        eq = _make_equation(law, sigma_w2, depth, weights)
+        coarse = d2_law(activation, q, nodes_per_panel=check_nodes)
+        check = None if law.is_point_mass() else _make_equation(coarse, sigma_w2, depth, weights)
+        support = _locate_support(eq, check, mass, tail_tol)
+        lam, density, ok = _density_on_grid(eq, support, num)
+        soft_lo = support.x_lo is not None
+        # mass conservation: what the grid does not carry lies below it
+        tail_mass = 0.0 if soft_lo else max(0.0, mass - _integral_log(lam, np.where(ok, density, 0.0))[-1])
+        if not support.unresolved or tail_mass <= 1e-6:
+            break
+    if not ok.all():
+        bad = lam[~ok]
+        warnings.warn(
+            f"Newton failed at {bad.size} of {num} grid points (first lam={bad[0]:.6g}); density set to NaN there",
+            RuntimeWarning, stacklevel=2,
+        )
+        density[~ok] = np.nan
+    lo = float(lam[0]) if soft_lo else 0.0
+    return JacobianSpectrum(lam, density, (lo, float(lam[-1])), mean, variance, tuple(atoms), tail_mass, q, params)
+
+
+def _pushforward_density(activation, q: float, sigma_w2: float, law: D2Law, num: int):
+    """Law of ``sigma_w2 phi'(h)^2``, ``h ~ N(0, q)``: ``J J^T`` at depth 1 with orthogonal weights (no free smoothing).
+
+    Atoms: values of ``phi'^2`` taken on intervals (shared by more than two quadrature nodes: ReLU, hard tanh), with
+    their quadrature mass. Continuous part: change of variables, ``rho(y) = sum pdf(h) / |d y / d h|`` over the roots
+    ``h`` of ``sigma_w2 phi'(h)^2 = y``, found on each monotone piece of ``phi'^2`` over ``|h| <= 13 sqrt(q)`` (the
+    core's range) by interpolation and three Newton steps. The density diverges (integrably) where ``d y / d h = 0``
+    inside the range (``h = 0`` for tanh), so the grid has Chebyshev interior points only.
+    """
+    act = get_activation(activation)
+    values = np.sort(law.values)
+    new_group = np.concatenate([[True], np.diff(values) > 1e-12 * np.abs(values[1:])])
+    starts = np.nonzero(new_group)[0]
+    counts = np.diff(np.concatenate([starts, [values.size]]))
+    atoms = []
+    for start, count in zip(starts, counts, strict=True):
+        if count > 2:
+            value = values[start]
+            mass = float(law.weights[np.abs(law.values - value) <= 1e-12 * abs(value)].sum())
+            atoms.append((float(sigma_w2 * value), mass))
+    s = math.sqrt(q)
+    h = np.union1d(np.linspace(-13.0 * s, 13.0 * s, 20001), [k for k in act.kinks if abs(k) < 13.0 * s])
+    y = sigma_w2 * act.dphi(h) ** 2
+    slope = np.sign(np.diff(y))
+    moving = slope != 0
+    if not moving.any():
+        raise ValueError(f"phi'^2 of {act.name!r} is piecewise constant: the law is {tuple(atoms)} (atoms only)")
+    lo, hi = float(y[:-1][moving].min()), float(y[1:][moving].max())
+    lo = min(lo, float(y[1:][moving].min()))
+    hi = max(hi, float(y[:-1][moving].max()))
+    t = 0.5 * (1.0 - np.cos(np.pi * (np.arange(num) + 0.5) / num))
+    lam = np.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * t) if hi > 10.0 * lo else lo + (hi - lo) * t
+    density = np.zeros(num)
+    # split into maximal monotone pieces of y(h)
+    breaks = np.nonzero(np.diff(slope) != 0)[0] + 1
+    for seg in np.split(np.arange(slope.size), breaks):
+        if slope[seg[0]] == 0:
+            continue
+        h_piece, y_piece = h[seg[0] : seg[-1] + 2], y[seg[0] : seg[-1] + 2]
+        order = np.argsort(y_piece)
+        inside = (lam > y_piece.min()) & (lam < y_piece.max())
+        if not inside.any():
+            continue
+        root = np.interp(lam[inside], y_piece[order], h_piece[order])
+        for _ in range(3):
+            dy = 2.0 * sigma_w2 * act.dphi(root) * act.d2phi(root)
+            step = np.where(dy != 0, (sigma_w2 * act.dphi(root) ** 2 - lam[inside]) / np.where(dy != 0, dy, 1.0), 0.0)
+            root = np.clip(root - step, h_piece.min(), h_piece.max())
+        dy = np.abs(2.0 * sigma_w2 * act.dphi(root) * act.d2phi(root))
+        pdf = np.exp(-0.5 * root**2 / q) / math.sqrt(2.0 * math.pi * q)
+        density[inside] += np.where(dy > 0, pdf / np.where(dy > 0, dy, 1.0), 0.0)
+    return lam, density, tuple(atoms)
+
+
+def _trace_from_edge(eq: _Equation, x_e: float, u_e: float, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Solutions ``z`` (``Im z >= 0``) at ``targets`` (moving away from the soft edge ``(x_e, u_e)``) and ok flags."""
+    z1, conv, _ = eq.newton(targets[0], _edge_start(eq, x_e, u_e, targets[0]))
+    if not conv:
+        return _trace(targets, complex(x_e), u_e, *eq.args, NEWTON_TOL, NEWTON_MAXIT, 14)
+    z1 = z1.conjugate() if z1.imag < 0 else z1
+    zs, oks = _trace(targets[1:], z1, targets[0], *eq.args, NEWTON_TOL, NEWTON_MAXIT, 14)
+    return np.concatenate([[z1], zs]), np.concatenate([[True], oks])
+
+
+def _density_on_grid(eq: _Equation, support: _Support, num: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(lam, density, ok)`` on ``num`` points of the support by continuation down from the upper edge."""
+    soft_lo = support.x_lo is not None
+    lo, hi = math.exp(support.u_lo), math.exp(support.u_hi)
+    if (not soft_lo) or hi > 10.0 * lo:
+        u_grid = _grid(support.u_lo, support.u_hi, num, soft_lo)
+    else:
+        u_grid = np.log(_grid(lo, hi, num, soft_lo))
+        u_grid[0], u_grid[-1] = support.u_lo, support.u_hi
+    z = np.empty(num, dtype=np.complex128)
+    ok = np.ones(num, dtype=bool)
+    z[-1] = support.x_hi
+    if soft_lo:
+        z[0] = support.x_lo
+    inner = slice(1, num - 1) if soft_lo else slice(0, num - 1)
+    z_down, ok_down = _trace_from_edge(eq, support.x_hi, support.u_hi, u_grid[inner][::-1])
+    z[inner], ok[inner] = z_down[::-1], ok_down[::-1]
+    m = np.array([eq.derivs(zi)[3] for zi in z])
+    lam = np.exp(u_grid)
+    density = np.maximum(-m.imag, 0.0) / (math.pi * lam)
+    density[-1] = 0.0
+    if soft_lo:
+        density[0] = 0.0
+    return lam, density, ok
+
+
+def _integral_log(lam: np.ndarray, density: np.ndarray) -> np.ndarray:
+    """Cumulative trapezoid of ``density`` over ``lam`` taken in ``log lam`` (exact for log grids, fine for others)."""
+    f = density * lam
+    steps = 0.5 * (f[1:] + f[:-1]) * np.diff(np.log(lam))
+    return np.concatenate([[0.0], np.cumsum(steps)])

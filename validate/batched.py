@@ -1,0 +1,268 @@
+"""Train K networks of one architecture as one batched computation, or one at a time (the reference).
+
+The K networks (same architecture, different initial parameters) are stacked along a new leading axis and evaluated
+with ``torch.func.functional_call`` under ``torch.vmap``, which turns the K linear layers into one batched matmul and
+the K convolutions into one grouped convolution. All networks see the same mini-batches. The loss minimised is the
+sum of the K per-network mean cross-entropies, so each network's gradient is exactly its own; plain SGD (with optional
+momentum, as ``torch.optim.SGD``) acts elementwise, so the batched run equals K separate runs up to floating-point
+summation order (``tests/test_batched.py`` checks this to 1e-9 in float64).
+
+A network whose training loss becomes non-finite is *diverged*: it is recorded from then on with NaN loss and chance
+accuracy, and it cannot affect the others (their slices of every batched operation are independent).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from validate.data import Dataset
+
+__all__ = ["TrainConfig", "evaluation_steps", "estimate_memory", "available_memory", "max_networks", "resolve_device",
+           "train_batched", "train_sequential"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by all networks of a run.
+
+    Attributes
+    ----------
+    steps : int
+        SGD steps (>= 1).
+    batch_size : int
+        Mini-batch size; batches are drawn by epoch-wise random permutations from ``seed``.
+    lr, momentum : float
+        Plain SGD as ``torch.optim.SGD(lr=lr, momentum=momentum)``; no schedule (paper 002 uses none).
+    num_evals : int
+        Evaluations at ``num_evals + 1`` roughly evenly spaced steps from 0 to ``steps`` (see :func:`evaluation_steps`).
+    eval_size : int
+        Training examples (the first ``eval_size`` of a fixed permutation) on which training loss and accuracy are
+        measured; the whole test set is used for test accuracy.
+    seed : int
+        Seeds the mini-batch order (shared by all networks of the run).
+    """
+
+    steps: int = 1000
+    batch_size: int = 128
+    lr: float = 1e-2
+    momentum: float = 0.0
+    num_evals: int = 10
+    eval_size: int = 2000
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "num_evals", "eval_size"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (np.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+
+
+def evaluation_steps(steps: int, num_evals: int) -> list[int]:
+    """Steps at which networks are evaluated: ``round(linspace(0, steps, num_evals + 1))``, deduplicated."""
+    return sorted({int(s) for s in np.round(np.linspace(0, steps, num_evals + 1))})
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU raises ``ValueError``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA device is available (use --device auto or cpu)")
+    return device
+
+
+def available_memory(device: torch.device) -> int:
+    """Free bytes on ``device``: ``torch.cuda.mem_get_info`` on a GPU, ``MemAvailable`` of /proc/meminfo on CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def estimate_memory(template: nn.Module, input_shape: tuple[int, ...], batch_size: int, dtype: torch.dtype) -> int:
+    """Bytes one network needs during batched training (an estimate with headroom).
+
+    Parameters, gradients and momentum buffers (3 copies), plus for every ``nn.Linear``/``nn.Conv2d`` output per
+    example three tensors (pre-activation, activation, their gradient) times the batch size; the layer outputs are
+    measured by a forward pass on the ``meta`` device (no memory is allocated).
+    """
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    n_params = sum(p.numel() for p in template.parameters())
+    sizes = []
+    meta = copy.deepcopy(template).to(device="meta", dtype=dtype)
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out[0].numel()))
+             for m in meta.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    with torch.no_grad():
+        meta(torch.empty((1, *input_shape), device="meta", dtype=dtype))
+    for hook in hooks:
+        hook.remove()
+    return int(itemsize * (3 * n_params + 3 * batch_size * sum(sizes)))
+
+
+def max_networks(template: nn.Module, input_shape: tuple[int, ...], batch_size: int, dtype: torch.dtype,
+                 device: torch.device, fraction: float = 0.5) -> int:
+    """How many networks fit in ``fraction`` of the free memory of ``device`` (at least 1)."""
+    need = estimate_memory(template, input_shape, batch_size, dtype)
+    return max(1, int(fraction * available_memory(device) // max(need, 1)))
+
+
+def _batch_indices(n: int, config: TrainConfig) -> torch.Tensor:
+    """Indices of every mini-batch, shape (steps, batch_size): epoch-wise permutations seeded by ``config.seed``."""
+    gen = torch.Generator().manual_seed(config.seed)
+    per_epoch = max(n // config.batch_size, 1)
+    epochs = -(-config.steps // per_epoch)
+    perms = [torch.randperm(n, generator=gen)[: per_epoch * config.batch_size] for _ in range(epochs)]
+    return torch.cat(perms).view(-1, min(config.batch_size, n))[: config.steps]
+
+
+class _Data:
+    """The dataset as tensors on the training device, with the fixed evaluation subsets."""
+
+    def __init__(self, data: Dataset, config: TrainConfig, device: torch.device, dtype: torch.dtype):
+        self.x_train = torch.tensor(data.x_train, dtype=dtype, device=device)
+        self.y_train = torch.tensor(data.y_train, device=device)
+        pick = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(1))[: config.eval_size]
+        pick = pick.to(device)
+        self.eval_sets = {"train": (self.x_train[pick], self.y_train[pick]),
+                          "test": (torch.tensor(data.x_test, dtype=dtype, device=device),
+                                   torch.tensor(data.y_test, device=device))}
+        self.batches = _batch_indices(len(data.x_train), config).to(device)
+        self.chance = 1.0 / data.num_classes
+
+
+def _per_network_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each network: logits (K, B, classes), labels (B,) -> (K,)."""
+    k, b, c = logits.shape
+    return F.cross_entropy(logits.reshape(k * b, c), y.repeat(k), reduction="none").view(k, b).mean(dim=1)
+
+
+class _Stack:
+    """K networks stacked for ``torch.func.functional_call`` under ``vmap``."""
+
+    def __init__(self, models: Sequence[nn.Module], device: torch.device):
+        self.template = copy.deepcopy(models[0]).to("meta")
+        names = [name for name, _ in models[0].named_parameters()]
+        self.params = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in models]).to(device)
+                       .requires_grad_(True) for name in names}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        def one(params, inputs):
+            return torch.func.functional_call(self.template, params, (inputs,))
+
+        return torch.vmap(one, in_dims=(0, None))(self.params, x)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.params.values())
+
+    def unstack_into(self, models: Sequence[nn.Module]) -> None:
+        with torch.no_grad():
+            for k, model in enumerate(models):
+                for name, p in model.named_parameters():
+                    p.copy_(self.params[name][k].to(p.device))
+
+
+def _evaluate(forward, data: _Data, n_models: int, chunk: int) -> dict[str, torch.Tensor]:
+    """Loss and accuracy of every network on the evaluation sets, in chunks of ``chunk`` examples."""
+    out = {}
+    with torch.no_grad():
+        for split, (x, y) in data.eval_sets.items():
+            loss_sum = torch.zeros(n_models, dtype=torch.float64, device=x.device)
+            correct = torch.zeros(n_models, dtype=torch.float64, device=x.device)
+            for start in range(0, len(x), chunk):
+                logits = forward(x[start:start + chunk])
+                yb = y[start:start + chunk]
+                loss_sum += _per_network_loss(logits, yb).double() * len(yb)
+                correct += (logits.argmax(dim=-1) == yb).double().sum(dim=1)
+            out[f"{split}_loss"] = loss_sum / len(x)
+            out[f"{split}_accuracy"] = correct / len(x)
+    return out
+
+
+def _train(forward, parameters: list[torch.Tensor], n_models: int, data: _Data, config: TrainConfig) -> pd.DataFrame:
+    """The training loop shared by the batched and the sequential paths (``forward`` maps x to (K, B, classes))."""
+    optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum)
+    diverged = torch.zeros(n_models, dtype=torch.bool, device=data.x_train.device)
+    records = []
+    checkpoints = set(evaluation_steps(config.steps, config.num_evals))
+    for step in range(config.steps + 1):
+        if step in checkpoints:
+            metrics = _evaluate(forward, data, n_models, chunk=max(config.batch_size, 500))
+            diverged |= ~torch.isfinite(metrics["train_loss"])
+            bad = diverged.cpu().numpy()
+            values = {key: np.where(bad, np.nan if "loss" in key else data.chance, val.cpu().numpy())
+                      for key, val in metrics.items()}
+            for k in range(n_models):
+                records.append({"network": k, "step": step, "loss": values["train_loss"][k],
+                                "train_accuracy": values["train_accuracy"][k],
+                                "test_accuracy": values["test_accuracy"][k], "diverged": bool(bad[k])})
+        if step == config.steps:
+            break
+        idx = data.batches[step]
+        losses = _per_network_loss(forward(data.x_train[idx]), data.y_train[idx])
+        diverged |= ~torch.isfinite(losses.detach())
+        optimizer.zero_grad(set_to_none=False)
+        losses.sum().backward()
+        optimizer.step()
+    return pd.DataFrame.from_records(records)
+
+
+def train_batched(models: Sequence[nn.Module], data: Dataset, config: TrainConfig, device="cpu") -> pd.DataFrame:
+    """Train ``models`` (same architecture and dtype) together as one vmapped computation.
+
+    Parameters
+    ----------
+    models : sequence of K modules with identical parameter names and shapes; updated in place at the end.
+    data : Dataset
+    config : TrainConfig
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"``...
+
+    Returns
+    -------
+    DataFrame with one row per (network, evaluation step): ``network`` (index into ``models``), ``step``, ``loss``
+    (mean training cross-entropy on the evaluation subset), ``train_accuracy``, ``test_accuracy``, ``diverged``.
+    """
+    if len(models) == 0:
+        raise ValueError("models must contain at least one network")
+    device = resolve_device(device)
+    dtype = next(models[0].parameters()).dtype
+    stack = _Stack(models, device)
+    result = _train(stack, stack.parameters(), len(models), _Data(data, config, device, dtype), config)
+    stack.unstack_into(models)
+    return result
+
+
+def train_sequential(models: Sequence[nn.Module], data: Dataset, config: TrainConfig, device="cpu") -> pd.DataFrame:
+    """Train ``models`` one after another as ordinary modules with ``torch.optim.SGD`` (the unbatched reference).
+
+    Same arguments and result as :func:`train_batched`; each model is moved to ``device`` and trained in place.
+    """
+    device = resolve_device(device)
+    frames = []
+    for k, model in enumerate(models):
+        model.to(device)
+        dtype = next(model.parameters()).dtype
+        frame = _train(lambda x, m=model: m(x).unsqueeze(0), list(model.parameters()), 1,
+                       _Data(data, config, device, dtype), config)
+        frames.append(frame.assign(network=k))
+    return pd.concat(frames, ignore_index=True)
