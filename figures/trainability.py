@@ -51,8 +51,10 @@ def trainability_heatmap(results: str | os.PathLike | pd.DataFrame | None = None
     act = table["activation"].iloc[0]
     sw2 = np.linspace(grid.columns.min(), grid.columns.max(), 400)
     ax.plot(sw2, 6 * meanfield.xi_c(act, sw2, sb2), color="cyan", lw=1.5, label=r"$6\,\xi_c$")
-    ax.set_ylim(grid.index.min(), grid.index.max())
     ax.set_yscale("log")
+    depths = grid.index.to_numpy(dtype=float)
+    if depths.size > 1:  # cell edges halfway (geometrically) between depths, so no cell is cut
+        ax.set_ylim(depths[0] * np.sqrt(depths[0] / depths[1]), depths[-1] * np.sqrt(depths[-1] / depths[-2]))
     ax.set(xlabel=r"$\sigma_w^2$", ylabel="depth $L$",
            title=f"{act}, $\\sigma_b^2={sb2:g}$; fitted boundary {summary.fitted_multiplier:.1f} $\\xi_c$, "
               f"rule agrees in {summary.agreement:.0%} of cells")
