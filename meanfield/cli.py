@@ -219,8 +219,7 @@ SUBCOMMANDS = {
     "critical": (add_critical_parser, run_critical),
     "grid": (add_grid_parser, run_grid),
     "modes": (conv_cli.add_parser, conv_cli.run),
-    # Convolutional mean-field subcommands (meanfield.conv_cli) go here: import conv_cli at the top of this module and
-    # add  "modes": (conv_cli.add_parser, conv_cli.run),
+    # further subcommands: import their module at the top of this file and add one entry here
 }
 
 

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from .activations import get_activation
+from .engine import Q_STAR_MAX
 from .gaussian import gaussian_kernel, standard_normal_rule
 from .kernels import validate_kernel_variance
 from .quantities import mean_field_point
@@ -381,7 +382,8 @@ class _PairExpectation:
         act = self.act
         k = self._degree
         while True:
-            z, w = standard_normal_rule(float(variances[-1]), act.kinks, kmax=k, zmax=self.Z_MAX)
+            z, w = standard_normal_rule(float(variances[-1]), act.kinks, kmax=k, zmax=self.Z_MAX,
+                                        oscillatory=act.oscillatory)
             values = act.phi(np.sqrt(variances)[None, :] * z[:, None])  # (nodes, P)
             weighted = w[:, None] * values
             second = np.einsum("ip,ip->p", weighted, values)
@@ -417,10 +419,11 @@ class _PairExpectation:
         return out
 
 
-def _check_finite_layer(values: np.ndarray, layer: int) -> None:
-    if not np.all(np.isfinite(values)):
+def _check_finite_layer(values: np.ndarray, variance: float, layer: int) -> None:
+    """Raise when the covariance overflows or its largest variance exceeds the core's ``Q_STAR_MAX`` (diverging)."""
+    if not np.all(np.isfinite(values)) or variance > Q_STAR_MAX:
         raise FloatingPointError(
-            f"the covariance diverged (non-finite entries) at layer {layer}; "
+            f"the covariance diverges: at layer {layer} a variance exceeds {Q_STAR_MAX:g} or overflows; "
             "no finite fixed point at these parameters, or use fewer layers"
         )
 
@@ -485,7 +488,7 @@ def _propagate_translation_invariant(S, act, sigma_w2, sigma_b2, offsets, depth)
         for layer in range(1, depth + 1):
             q = np.full(N, row[0])
             row = sigma_w2 * expectation(q, q, row) + sigma_b2
-            _check_finite_layer(row, layer)
+            _check_finite_layer(row, row[0], layer)
             rows[layer] = row
     return rows[:, offsets]
 
@@ -501,7 +504,7 @@ def _propagate_general(S, act, sigma_w2, sigma_b2, v, n, depth) -> np.ndarray:
         for layer in range(1, depth + 1):
             q = np.diag(S)
             values = sigma_w2 * expectation(q[upper[0]], q[upper[1]], S[upper]) + sigma_b2
-            _check_finite_layer(values, layer)
+            _check_finite_layer(values, float(np.max(np.diag(S))), layer)
             C = np.empty((N, N))
             C[upper] = values
             C[upper[1], upper[0]] = values

@@ -185,7 +185,8 @@ class Engine:
         ``q* = sw2 V + sb2``); ``h`` is concave with ``h(0) <= 0``, so Newton from ``c = 0`` increases monotonically to
         the root. ``K`` is a closed form or the Mehler series ``sum_k a_k^2 c^k``; the series is truncated at degree
         ``K`` and solved twice, with the tail set to zero and to its Parseval bound ``c^(K+1) (V - sum_k a_k^2)``;
-        the degree doubles until the two roots agree to :data:`C_TOL`, else 2-D quadrature is used.
+        the degree doubles until the two roots agree to :data:`C_TOL`, else (next to the critical line, where the
+        rounding-level tail alone widens the bracket by ~1e-16/(1 - chi_c)) 2-D quadrature is used.
         """
         v = self.moments(q)[0]
         closed = self._closed_cmap(q)

@@ -30,9 +30,10 @@ continuation down from the upper edge; the grid is log-spaced when the support s
 
 Atoms. ``P(phi'(h) = 0) > 0`` (ReLU, hard tanh) puts an atom of that mass at ``lam = 0`` (the atom of a free product
 at 0 is the largest atom at 0 of its factors). A point-mass ``D^2 = d`` with orthogonal weights (linear networks)
-makes ``J J^T = (sigma_w2 d)^L I``: one atom and no continuous part. With orthogonal weights and ``L = 1``,
-``J J^T = sigma_w2 D^2`` itself; its law has no free-probability smoothing and is not computed here (``ValueError``).
-Atoms are listed in ``JacobianSpectrum.atoms`` as ``(location, mass)`` pairs; ``density`` is the continuous part.
+makes ``J J^T = (sigma_w2 d)^L I``: one atom and no continuous part. At depth 1 with orthogonal weights
+``J J^T = sigma_w2 D^2`` exactly, with no free-probability smoothing: its law is computed directly by change of
+variables (``_pushforward_density``), with atoms where ``phi'`` is constant on an interval. Atoms are listed in
+``JacobianSpectrum.atoms`` as ``(location, mass)`` pairs; ``density`` is the continuous part.
 
 Accuracy. Where ``z`` stays away from the range of ``phi'^2`` (linear networks, Gaussian weights, most of the support
 at depth >= 8) the density is as accurate as the Newton solve (MP at depth 1: 3e-11 relative); elsewhere it is as
@@ -56,7 +57,7 @@ from meanfield import get_activation, q_star
 
 from .transforms import D2_RULES, D2Law, check_positive, check_weights, d2_law
 
-__all__ = ["JacobianSpectrum", "jacobian_moments", "jacobian_spectrum", "log_lam_equation"]
+__all__ = ["JacobianSpectrum", "jacobian_moments", "jacobian_spectrum"]
 
 TWO_PI = 2.0 * math.pi
 #: Lowest grid point: lam below this is not representable with a finite density in float64.
@@ -224,27 +225,6 @@ class _Equation:
         return _newton(float(u), complex(z0), *self.args, NEWTON_TOL, NEWTON_MAXIT)
 
 
-def log_lam_equation(law: D2Law, sigma_w2: float, depth: int, weights: str):
-    """``F(z)`` of the module docstring as a vectorised callable ``z -> (F(z), F'(z))`` (for tests and baselines).
-
-    Parameters
-    ----------
-    law : D2Law
-        The law of ``D^2`` (:func:`rmt.transforms.d2_law`).
-    sigma_w2 : float
-    depth : int
-    weights : {"orthogonal", "gaussian"}
-    """
-    eq = _make_equation(law, sigma_w2, depth, weights)
-
-    def equation(z):
-        z = np.atleast_1d(np.asarray(z, dtype=np.complex128))
-        out = np.array([eq.derivs(zi)[:2] for zi in z])
-        return out[:, 0], out[:, 1]
-
-    return equation
-
-
 def _make_equation(law: D2Law, sigma_w2: float, depth: int, weights: str) -> _Equation:
     L = float(depth)
     a = 1.0 - L if weights == "orthogonal" else 1.0
@@ -410,35 +390,46 @@ class JacobianSpectrum:
         )
         return frame
 
-    def cdf(self, x: np.ndarray | float) -> np.ndarray:
-        """Cumulative distribution ``P(lam <= x)`` of the whole law (trapezoid on the grid, plus atoms and tail)."""
+    def cdf(self, x: np.ndarray | float, left: bool = False) -> np.ndarray:
+        """``P(lam <= x)`` of the whole law (``P(lam < x)`` with ``left=True``): trapezoid in ``log lam`` on the grid,
+        plus ``tail_mass`` below it, plus the atoms."""
         x = np.asarray(x, dtype=np.float64)
         out = np.zeros(x.shape)
         for loc, mass in self.atoms:
-            out = out + np.where(x >= loc, mass, 0.0)
+            out = out + np.where((x > loc) if left else (x >= loc), mass, 0.0)
         if self.lam.size:
             cum = self.tail_mass + _integral_log(self.lam, self.density)
             out = out + np.interp(x, self.lam, cum, left=0.0, right=cum[-1])
         return out
 
-
     def ks_distance(self, samples: np.ndarray | pd.Series) -> float:
-        """Kolmogorov-Smirnov distance ``sup |F_emp - F|`` between sampled eigenvalues and this law.
+        """Kolmogorov-Smirnov distance ``sup_x |F_emp(x) - F(x)|`` between sampled eigenvalues and this law.
 
-        The supremum runs over ``lam >= lam[0]`` (where the law is resolved; below it only the mass ``tail_mass`` is
-        known, and the empirical fraction below ``lam[0]`` is compared with it).
+        Both sides are compared at every sample and just below it (ties and atoms); samples within ``1e-9`` times the
+        largest scale of the law from an atom are taken to sit on it (rounding of sampled eigenvalues). The supremum
+        runs over ``lam >= lam[0]`` (where the law is resolved; below it only the mass ``tail_mass`` is known, and the
+        empirical fraction below ``lam[0]`` is compared with it).
         """
-        x = np.sort(np.asarray(samples, dtype=np.float64).ravel())
-        n = x.size
+        everything = np.asarray(samples, dtype=np.float64).ravel().copy()
+        tol = 1e-9 * max([abs(self.support[1])] + [abs(loc) for loc, _ in self.atoms])
+        for loc, _ in self.atoms:
+            everything[np.abs(everything - loc) <= tol] = loc
+        everything.sort()
+        x, n = everything, everything.size
         if n == 0:
             raise ValueError("samples must not be empty")
-        start = self.lam[0] if self.lam.size else -np.inf
-        below = np.searchsorted(x, start, side="left")
-        f = self.cdf(x[below:])
-        upper = np.arange(below + 1, n + 1) / n - f
-        lower = f - np.arange(below, n) / n
-        at_start = abs(below / n - float(self.cdf(start))) if self.lam.size else 0.0
-        return float(max(upper.max(initial=0.0), lower.max(initial=0.0), at_start))
+        if self.lam.size:
+            start = self.lam[0]
+            x = x[x >= start]
+            at_start = abs((n - x.size) / n - float(self.cdf(start, left=True)))
+        else:
+            at_start = 0.0
+        if x.size == 0:
+            return float(at_start)
+        emp_right = np.searchsorted(everything, x, side="right") / n
+        emp_left = np.searchsorted(everything, x, side="left") / n
+        gaps = np.concatenate([np.abs(emp_right - self.cdf(x)), np.abs(emp_left - self.cdf(x, left=True))])
+        return float(max(gaps.max(), at_start))
 
 
 def _check_depth(depth) -> int:
@@ -610,7 +601,7 @@ def jacobian_spectrum(activation, sigma_w2: float, sigma_b2: float, depth: int, 
     Raises
     ------
     ValueError
-        Bad arguments; no finite ``q*``; orthogonal weights at depth 1 with a non-constant ``phi'``.
+        Bad arguments; no finite ``q*``.
     RuntimeError
         If the continuation cannot locate the support. Grid points where Newton fails even after step halving give
         a ``RuntimeWarning`` and NaN density there.
@@ -638,7 +629,8 @@ def jacobian_spectrum(activation, sigma_w2: float, sigma_b2: float, depth: int, 
         return JacobianSpectrum(empty, empty, (location, location), mean, variance, ((location, 1.0),), 0.0, q, params)
     if weights == "orthogonal" and depth == 1:
         lam, density, atoms_1 = _pushforward_density(activation, q, sigma_w2, law, num)
-        return JacobianSpectrum(lam, density, (float(lam[0]), float(lam[-1])), mean, variance, atoms_1, 0.0, q,
+        ends = (lam[0], lam[-1]) if lam.size else (min(a for a, _ in atoms_1), max(a for a, _ in atoms_1))
+        return JacobianSpectrum(lam, density, (float(ends[0]), float(ends[1])), mean, variance, atoms_1, 0.0, q,
                                 params)
     # atoms of D^2 at 0 enter 1 + m = z G_{D^2}(z) through their weights and m not at all
     mass = 1.0 - zero
@@ -682,7 +674,7 @@ def _pushforward_density(activation, q: float, sigma_w2: float, law: D2Law, num:
     counts = np.diff(np.concatenate([starts, [values.size]]))
     atoms = []
     for start, count in zip(starts, counts, strict=True):
-        if count > 2:
+        if count > 2 or q == 0.0:  # at q = 0 the law is phi'(0-)^2, phi'(0+)^2 with probability 1/2 each
             value = values[start]
             mass = float(law.weights[np.abs(law.values - value) <= 1e-12 * abs(value)].sum())
             atoms.append((float(sigma_w2 * value), mass))
@@ -690,9 +682,11 @@ def _pushforward_density(activation, q: float, sigma_w2: float, law: D2Law, num:
     h = np.union1d(np.linspace(-13.0 * s, 13.0 * s, 20001), [k for k in act.kinks if abs(k) < 13.0 * s])
     y = sigma_w2 * act.dphi(h) ** 2
     slope = np.sign(np.diff(y))
+    at_kink = np.isin(h, act.kinks)
+    slope[at_kink[:-1] | at_kink[1:]] = 0  # phi' jumps at a kink: not part of the continuous law
     moving = slope != 0
-    if not moving.any():
-        raise ValueError(f"phi'^2 of {act.name!r} is piecewise constant: the law is {tuple(atoms)} (atoms only)")
+    if q == 0.0 or not moving.any():  # piecewise-constant phi': atoms only
+        return np.zeros(0), np.zeros(0), tuple(atoms)
     lo, hi = float(y[:-1][moving].min()), float(y[1:][moving].max())
     lo = min(lo, float(y[1:][moving].min()))
     hi = max(hi, float(y[:-1][moving].max()))

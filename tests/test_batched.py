@@ -149,3 +149,14 @@ def test_batched_on_gpu_equals_cpu():
     gpu = _sorted(train_batched(_networks("fc", data, points, depth=6, width=24), data, config, device="cuda"))
     assert np.allclose(cpu[METRICS], gpu[METRICS], rtol=0, atol=1e-9)
     assert resolve_device("auto").type == "cuda"
+
+
+def test_minibatches_are_epochwise_permutations():
+    from validate.batched import _Batches
+
+    batches = _Batches(10, TrainConfig(batch_size=3, seed=5), torch.device("cpu"))
+    epochs = [torch.cat([batches[3 * e + i] for i in range(3)]) for e in range(4)]  # steps in order
+    assert all(len(set(epoch.tolist())) == 9 for epoch in epochs)  # 3 full batches, no repeats, 1 example dropped
+    assert not all(torch.equal(epochs[0], epoch) for epoch in epochs[1:])
+    again = _Batches(10, TrainConfig(batch_size=3, seed=5), torch.device("cpu"))
+    assert torch.equal(torch.cat([again[s] for s in range(12)]), torch.cat(epochs))

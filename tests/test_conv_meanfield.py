@@ -424,8 +424,10 @@ def test_propagate_covariance_bad_inputs():
         propagate_covariance(np.full((4, 4), np.nan), "tanh", 1.0, 0.1, v, 2)
     with pytest.raises(ValueError, match="sum to 1"):
         propagate_covariance(good, "tanh", 1.0, 0.1, [0.2, 0.2, 0.2], 2)
-    with pytest.raises(FloatingPointError, match="diverged"):
+    with pytest.raises(FloatingPointError, match="diverges"):
         propagate_covariance(good, "relu", 3.0, 0.1, v, 5000)
+    with pytest.raises(FloatingPointError, match="diverges"):  # the Mehler path (smooth, unbounded activation)
+        propagate_covariance(good, "softplus", 5.0, 0.1, v, 5000)
     with pytest.raises(ValueError, match="non-zero"):
         covariance_mode_decay(good, "tanh", 1.0, 0.1, v, 2, offset=0)
 

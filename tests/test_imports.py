@@ -1,4 +1,4 @@
-"""Each import package resolves to this project, not to a PyPI namesake (meanfield, validate and figures exist there)."""
+"""Each import package resolves to this project, not to a PyPI namesake (meanfield, validate, figures exist there)."""
 
 import importlib
 import pathlib

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -63,7 +64,10 @@ def test_bad_flags_exit_2_naming_the_flag(flags, name, capsys):
 
 
 def test_computation_errors_exit_1(capsys):
-    argv = ["spectrum", "--activation", "tanh", "--sigma-w2", "1.5", "--sigma-b2", "0.05", "--depth", "1",
-            "--weights", "orthogonal"]
-    assert main(argv) == 1
-    assert "depth=1 with orthogonal" in capsys.readouterr().err
+    # no finite fixed point q*: a computation error, not a bad flag
+    argv = ["spectrum", "--activation", "linear", "--sigma-w2", "2", "--sigma-b2", "0.1", "--depth", "3",
+            "--weights", "gaussian"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(argv) == 1
+    assert "no finite fixed point" in capsys.readouterr().err

@@ -149,6 +149,23 @@ def test_depth_ten_thousand_is_stable(weights):
     assert result.support[1] > 100
 
 
+def test_depth_one_orthogonal_is_the_law_of_sigma_w2_phi_prime_squared():
+    # J J^T = sigma_w2 D^2 exactly: compare with i.i.d. draws of sigma_w2 phi'(h)^2, h ~ N(0, q*)
+    rng = np.random.default_rng(0)
+    result = jacobian_spectrum("tanh", SW2_CRIT, 0.05, 1, "orthogonal", num=2000)
+    assert result.atoms == ()
+    h = rng.standard_normal(200_000) * math.sqrt(result.q_star)
+    assert result.ks_distance(SW2_CRIT / np.cosh(h) ** 4) < 0.006  # 1.36 / sqrt(n) = 0.003 at 95%
+    mass, mean, variance = _grid_moments(result)
+    assert mass == pytest.approx(1.0, abs=1e-5)
+    assert mean == pytest.approx(result.mean, rel=1e-5) and variance == pytest.approx(result.variance, rel=1e-3)
+    # hard tanh: phi' in {0, 1}, two atoms and no continuous part
+    hard = jacobian_spectrum("hard_tanh", 1.5, 0.02, 1, "orthogonal")
+    p_inside = math.erf(1.0 / math.sqrt(2.0 * hard.q_star))
+    assert hard.lam.size == 0
+    assert hard.atoms == ((0.0, pytest.approx(1 - p_inside, abs=1e-12)), (1.5, pytest.approx(p_inside, abs=1e-12)))
+
+
 def test_to_frame_and_cdf():
     result = jacobian_spectrum("tanh", SW2_CRIT, 0.05, 8, "orthogonal", num=300)
     frame = result.to_frame()
@@ -171,8 +188,6 @@ def test_bad_arguments():
         jacobian_spectrum("tanh", -1.0, 0.0, 3)
     with pytest.raises(ValueError, match="k must"):
         jacobian_moments("tanh", 1.0, 0.0, 3, k=0)
-    with pytest.raises(ValueError, match="depth=1 with orthogonal"):
-        jacobian_spectrum("tanh", 1.0, 0.05, 1, "orthogonal")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="no finite fixed point"):

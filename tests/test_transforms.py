@@ -43,7 +43,7 @@ def test_marchenko_pastur_mass_and_mean(ratio, sigma_w2):
 
 def test_marchenko_pastur_matches_sampled_matrix():
     rng = np.random.default_rng(0)
-    n, m = 2000, 1000
+    n, m = 1000, 500
     x = rng.standard_normal((n, m)) * math.sqrt(1.5 / n)
     eig = np.linalg.eigvalsh(x.T @ x)
     a, b = marchenko_pastur_edges(m / n, 1.5)

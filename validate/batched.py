@@ -126,13 +126,22 @@ def max_networks(template: nn.Module, input_shape: tuple[int, ...], batch_size: 
     return max(1, int(fraction * available_memory(device) // max(need, 1)))
 
 
-def _batch_indices(n: int, config: TrainConfig) -> torch.Tensor:
-    """Indices of every mini-batch, shape (steps, batch_size): epoch-wise permutations seeded by ``config.seed``."""
-    gen = torch.Generator().manual_seed(config.seed)
-    per_epoch = max(n // config.batch_size, 1)
-    epochs = -(-config.steps // per_epoch)
-    perms = [torch.randperm(n, generator=gen)[: per_epoch * config.batch_size] for _ in range(epochs)]
-    return torch.cat(perms).view(-1, min(config.batch_size, n))[: config.steps]
+class _Batches:
+    """Mini-batch indices, one epoch at a time: each epoch is a fresh permutation from a generator seeded by
+    ``config.seed`` (the last incomplete batch of an epoch is dropped); steps must be asked for in order."""
+
+    def __init__(self, n: int, config: TrainConfig, device: torch.device):
+        self.n, self.size, self.device = n, min(config.batch_size, n), device
+        self.per_epoch = n // self.size
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.epoch, self.batches = -1, None
+
+    def __getitem__(self, step: int) -> torch.Tensor:
+        epoch, position = divmod(step, self.per_epoch)
+        if epoch != self.epoch:
+            perm = torch.randperm(self.n, generator=self.generator)[: self.per_epoch * self.size]
+            self.epoch, self.batches = epoch, perm.view(self.per_epoch, self.size).to(self.device)
+        return self.batches[position]
 
 
 class _Data:
@@ -146,7 +155,7 @@ class _Data:
         self.eval_sets = {"train": (self.x_train[pick], self.y_train[pick]),
                           "test": (torch.tensor(data.x_test, dtype=dtype, device=device),
                                    torch.tensor(data.y_test, device=device))}
-        self.batches = _batch_indices(len(data.x_train), config).to(device)
+        self.batches = _Batches(len(data.x_train), config, device)
         self.chance = 1.0 / data.num_classes
 
 
