@@ -63,6 +63,16 @@ def main() -> None:
     ref_per_point = (time.perf_counter() - t0) / len(picks)
     n_random = len(picks) - len(near)
 
+    # chaotic points at fixed relative offsets above the critical line (sigma_b2 = 0.05), through the grid path
+    crit, _ = mf.critical_sigma_w2("tanh", 0.05)
+    offsets = (1e-3, 1e-4)
+    line = mf.mean_field_grid("tanh", crit * (1.0 + np.array(offsets)), np.full(33, 0.05), progress=False)
+    line_errors = []
+    for off in offsets:
+        row = line[(line.sigma_w2 == crit * (1.0 + off)) & (line.sigma_b2 == 0.05)].iloc[0]
+        expected = ref.point("tanh", float(row.sigma_w2), 0.05)
+        line_errors.append((off, row, {k: abs(row[k] - expected[k]) / max(abs(expected[k]), 1e-300) for k in KEYS}))
+
     print(f"tanh grid {args.n} x {args.n} = {len(grid)} points, sigma_w2 in [0.5, 5], sigma_b2 in [0, 2]")
     print(f"warm-up (tables + JIT): {warm:.2f} s")
     print(f"grid time: {elapsed:.3f} s wall, {cpu:.3f} s CPU over all threads ({per_point * 1e6:.2f} us/point wall; "
@@ -77,6 +87,9 @@ def main() -> None:
         print(f"near-critical point sigma_w2={grid.sigma_w2.iloc[i]:.5f}, sigma_b2={grid.sigma_b2.iloc[i]:.5f}, "
               f"chi_1={chi1[i]:.6f}, 1-chi_c={1 - grid.chi_c.iloc[i]:.2e}: "
               + ", ".join(f"{k} {e[k]:.1e}" for k in KEYS))
+    for off, row, e in line_errors:
+        print(f"near-critical chaotic line sigma_w2 = crit*(1+{off:g}), sigma_b2=0.05, 1-chi_c={1 - row.chi_c:.2e}: "
+              + ", ".join(f"{k} {e[k]:.1e}" for k in KEYS) + "  (target 1e-9)")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import pandas as pd
 
 from .activations import get_activation
 from .engine import Q_STAR_MAX
-from .gaussian import gaussian_kernel, standard_normal_rule
+from .gaussian import gaussian_kernel
 from .kernels import validate_kernel_variance
 from .quantities import mean_field_point
 
@@ -329,94 +329,13 @@ def _average_along_diagonals(C: np.ndarray, v: np.ndarray, n: int) -> np.ndarray
     return out.reshape(C.shape)
 
 
-def _hermite_table(z: np.ndarray, kmax: int) -> np.ndarray:
-    """Normalised probabilists' Hermite polynomials ``He_k(z) / sqrt(k!)``, ``k = 0..kmax``, by their three-term
-    recurrence; shape ``(z.size, kmax + 1)``."""
-    table = np.empty((z.size, kmax + 1))
-    table[:, 0] = 1.0
-    if kmax >= 1:
-        table[:, 1] = z
-    for k in range(1, kmax):
-        table[:, k + 1] = (z * table[:, k] - np.sqrt(k) * table[:, k - 1]) / np.sqrt(k + 1)
-    return table
-
-
-class _PairExpectation:
-    """``E[phi(h1) phi(h2)]`` for many covariance pairs that share few distinct variances (one CNN layer).
-
-    Activations with a closed-form kernel or with kinks go straight to :func:`meanfield.gaussian_kernel`. Otherwise
-    Mehler's formula ``E[phi(h1) phi(h2)] = sum_k a_k(q1) a_k(q2) c^k`` (``c = q12 / sqrt(q1 q2)``;
-    ``shared/notes/formulas.md``) is summed with the Hermite coefficients ``a_k(q) = E[phi(sqrt(q) z) He_k(z)] /
-    sqrt(k!)`` and ``E[phi^2]`` of all distinct variances of the layer at once, on the engine's own quadrature rule
-    (:func:`meanfield.gaussian.standard_normal_rule` for the largest variance and degree ``K``, as
-    :func:`meanfield.gaussian.hermite_coefficients` uses). ``K`` doubles from 64 (to at most ``K_MAX``) until every
-    Parseval tail ``R(q) = E[phi^2] - sum_{k<=K} a_k^2`` is below ``TOL * E[phi^2]``. The truncation error of a pair
-    is at most ``|c|^(K+1) sqrt(R(q1) R(q2))``; pairs where that bound exceeds ``TOL * sqrt(E[phi(h1)^2]
-    E[phi(h2)^2])`` (``c`` next to +-1 at large ``q``) are sent to :func:`meanfield.gaussian_kernel`'s 2-D
-    quadrature. Pairs with ``q1 = q2 = q12`` (the diagonal) use ``E[phi^2]`` directly. The coefficients of the last
-    layer are reused while its set of variances repeats (a converged translation-invariant iteration), the Hermite
-    table while the rule does, and each layer starts at the degree the previous one needed.
-    """
-
-    TOL = 1e-12
-    K_START = 64
-    K_MAX = 1024
-    Z_MAX = 15.0  # half-width of the rule in z (the engine's Hermite projections use 13 + 2)
-
-    def __init__(self, act):
-        self.act = act
-        self._last: tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
-        self._degree = self.K_START  # start the next layer at the degree the last one needed
-        self._table: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty((0, 0)))  # (nodes, Hermite table)
-
-    def _hermite_at(self, z: np.ndarray, kmax: int) -> np.ndarray:
-        nodes, table = self._table
-        if table.shape[1] != kmax + 1 or not np.array_equal(nodes, z):  # the rule changes with q only in steps
-            self._table = (z, _hermite_table(z, kmax))
-        return self._table[1]
-
-    def _series(self, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(E[phi^2], a, R)`` for sorted distinct ``variances``: shapes ``(P,)``, ``(P, K + 1)``, ``(P,)``."""
-        if self._last is not None and np.array_equal(self._last[0], variances):
-            return self._last[1]
-        act = self.act
-        k = self._degree
-        while True:
-            z, w = standard_normal_rule(float(variances[-1]), act.kinks, kmax=k, zmax=self.Z_MAX,
-                                        oscillatory=act.oscillatory)
-            values = act.phi(np.sqrt(variances)[None, :] * z[:, None])  # (nodes, P)
-            weighted = w[:, None] * values
-            second = np.einsum("ip,ip->p", weighted, values)
-            coefficients = (self._hermite_at(z, k).T @ weighted).T
-            tail = np.maximum(second - np.einsum("pk,pk->p", coefficients, coefficients), 0.0)
-            if np.all(tail <= self.TOL * second) or k >= self.K_MAX:
-                break
-            k *= 2
-        self._degree = k
-        self._last = (variances, (second, coefficients, tail))
-        return second, coefficients, tail
-
-    def __call__(self, q1: np.ndarray, q2: np.ndarray, q12: np.ndarray) -> np.ndarray:
-        act = self.act
-        if act.closed_form is not None or act.kinks:  # closed form, or a Hermite series that converges slowly
-            return gaussian_kernel(act, q1, q2, q12)
-        distinct = np.unique(np.concatenate([q1, q2]))
-        second, coefficients, tail = self._series(distinct)
-        i1, i2 = np.searchsorted(distinct, q1), np.searchsorted(distinct, q2)
-        root = np.sqrt(q1 * q2)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            c = np.clip(np.where(root > 0, q12 / np.where(root > 0, root, 1.0), 0.0), -1.0, 1.0)
-        degree = coefficients.shape[1]
-        powers = np.ones((c.size, degree))
-        powers[:, 1:] = np.cumprod(np.broadcast_to(c[:, None], (c.size, degree - 1)), axis=1)
-        out = np.einsum("pk,pk,pk->p", coefficients[i1], coefficients[i2], powers)
-        diagonal = (q1 == q2) & (q12 == q1)
-        out[diagonal] = second[i1[diagonal]]
-        bound = np.abs(c) ** degree * np.sqrt(tail[i1] * tail[i2])
-        unresolved = ~diagonal & (bound > self.TOL * np.sqrt(second[i1] * second[i2]))
-        if np.any(unresolved):
-            out[unresolved] = gaussian_kernel(act, q1[unresolved], q2[unresolved], q12[unresolved])
-        return out
+def _layer_kernel(act, q1: np.ndarray, q2: np.ndarray, q12: np.ndarray, layer: int) -> np.ndarray:
+    """``E[phi(h1) phi(h2)]`` for the pairs of one layer by the core's :func:`meanfield.gaussian_kernel`, naming the
+    layer when the core gives up (variances beyond its quadrature's range, i.e. a diverging iteration)."""
+    try:
+        return gaussian_kernel(act, q1, q2, q12)
+    except FloatingPointError as err:
+        raise FloatingPointError(f"layer {layer}: {err}") from err
 
 
 def _check_finite_layer(values: np.ndarray, variance: float, layer: int) -> None:
@@ -432,12 +351,13 @@ def propagate_covariance(Sigma0, activation, sigma_w2, sigma_b2, v, depth) -> np
     """Iterate the CNN covariance map ``Sigma^{l+1} = A_v * C(Sigma^l)`` exactly (paper 002, eqns. 2.3, 2.5, 2.13).
 
     ``C`` is the 2-D Gaussian integral for every pair of positions, evaluated for all distinct (upper-triangle) pairs of
-    a layer at once: by :func:`meanfield.gaussian_kernel` (closed forms, kinked activations), otherwise by the Mehler
-    series of the core's Hermite coefficients with a per-pair error bound and quadrature fallback (accurate to ~1e-12
-    relative; see ``docs/conv.md``). When ``Sigma0`` is translation
-    invariant (``Sigma0[a, a']`` depends only on ``a' - a`` modulo ``n``, checked to 1e-13 relative), every layer is
-    too and ``A_v`` acts on it as the identity (``sum v = 1``), so only the ``n`` (1-D) or ``n**2`` (2-D) distinct
-    entries of one row are iterated, each by the fully connected map; otherwise all ``N (N + 1) / 2`` pairs are.
+    a layer at once by the core's :func:`meanfield.gaussian_kernel` (closed forms; for smooth activations its
+    :class:`meanfield.gaussian.MehlerKernel` series, which reuses the Hermite coefficients while the layer's distinct
+    variances repeat, with a per-pair error bound and quadrature fallback, ~1e-12 relative). When ``Sigma0`` is
+    translation invariant (``Sigma0[a, a']`` depends only on ``a' - a`` modulo ``n``, checked to 1e-13 relative),
+    every layer is too and ``A_v`` acts on it as the identity (``sum v = 1``), so only the ``n`` (1-D) or ``n**2``
+    (2-D) distinct entries of one row are iterated, each by the fully connected map; otherwise all ``N (N + 1) / 2``
+    pairs are.
 
     Parameters
     ----------
@@ -481,13 +401,12 @@ def propagate_covariance(Sigma0, activation, sigma_w2, sigma_b2, v, depth) -> np
 def _propagate_translation_invariant(S, act, sigma_w2, sigma_b2, offsets, depth) -> np.ndarray:
     """Iterate only ``S[0, d]`` (one entry per offset ``d``); ``A_v`` is the identity on invariant covariances."""
     N = S.shape[0]
-    expectation = _PairExpectation(act)
     rows = np.empty((depth + 1, N))
     rows[0] = row = S[0]
     with np.errstate(over="ignore", invalid="ignore"):
         for layer in range(1, depth + 1):
             q = np.full(N, row[0])
-            row = sigma_w2 * expectation(q, q, row) + sigma_b2
+            row = sigma_w2 * _layer_kernel(act, q, q, row, layer) + sigma_b2
             _check_finite_layer(row, row[0], layer)
             rows[layer] = row
     return rows[:, offsets]
@@ -496,14 +415,13 @@ def _propagate_translation_invariant(S, act, sigma_w2, sigma_b2, offsets, depth)
 def _propagate_general(S, act, sigma_w2, sigma_b2, v, n, depth) -> np.ndarray:
     """Iterate all ``N (N + 1) / 2`` distinct pairs of positions, then average along the diagonals."""
     N = S.shape[0]
-    expectation = _PairExpectation(act)
     upper = np.triu_indices(N)
     out = np.empty((depth + 1, N, N))
     out[0] = S
     with np.errstate(over="ignore", invalid="ignore"):
         for layer in range(1, depth + 1):
             q = np.diag(S)
-            values = sigma_w2 * expectation(q[upper[0]], q[upper[1]], S[upper]) + sigma_b2
+            values = sigma_w2 * _layer_kernel(act, q[upper[0]], q[upper[1]], S[upper], layer) + sigma_b2
             _check_finite_layer(values, float(np.max(np.diag(S))), layer)
             C = np.empty((N, N))
             C[upper] = values

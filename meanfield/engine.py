@@ -28,6 +28,8 @@ Q_STAR_MAX = 1e12
 CRITICAL_TOL = 1e-10
 #: Largest Mehler-series degree before switching to 2-D quadrature for the correlation map.
 K_MAX = 4096
+#: Gauss-Legendre nodes of the Price-theorem integral in the 2-D quadrature fallback for ``c*``.
+PRICE_NODES = 48
 #: Target bound on the truncation error of c* from the Mehler series (absolute, c in [0, 1]).
 C_TOL = 1e-14
 #: Point sets larger than this are solved through the Chebyshev tables and the Numba kernel.
@@ -182,44 +184,61 @@ class Engine:
         """Chaotic-phase fixed point ``c* < 1`` of the correlation map and ``chi_c`` there, at ``q = q*``.
 
         Solves ``h(c) = sw2 (V - K(c)) - q (1 - c) = 0`` with ``K(c) = E[phi(u1) phi(u2)]`` (this uses
-        ``q* = sw2 V + sb2``); ``h`` is concave with ``h(0) <= 0``, so Newton from ``c = 0`` increases monotonically to
-        the root. ``K`` is a closed form or the Mehler series ``sum_k a_k^2 c^k``; the series is truncated at degree
-        ``K`` and solved twice, with the tail set to zero and to its Parseval bound ``c^(K+1) (V - sum_k a_k^2)``;
-        the degree doubles until the two roots agree to :data:`C_TOL`, else (next to the critical line, where the
-        rounding-level tail alone widens the bracket by ~1e-16/(1 - chi_c)) 2-D quadrature is used.
+        ``q* = sw2 V + sb2``). ``K`` is a closed form (Newton on ``h``, concave with ``h(0) <= 0``, from ``c = 0``) or
+        the Mehler series ``sum_k a_k^2 c^k``, solved by :func:`meanfield.tables.settle_c` with the trivial root
+        ``c = 1`` divided out (well conditioned up to the critical line) and a rigorous bracket from the series' tail;
+        the degree doubles from 128 until the bracket is below :data:`C_TOL`, else (and at once for activations with
+        kinks, whose series converge algebraically) 2-D quadrature is used (:meth:`_c_fixed_point_2d`).
         """
         v = self.moments(q)[0]
         closed = self._closed_cmap(q)
-        if closed is not None:
+        if self.act.closed_form == "erf":
+            return _erf_c_fixed_point(q, sw2)
+        if closed is not None:  # linear and leaky relu: chaotic only where q* is infinite
             c = _newton_c(closed, v, q, sw2)
             return c, sw2 * closed(c)[1] / q
-        d_total = q * self.moments(q)[1]
-        kmax = 128
+        if self.act.kinks:  # a_k^2 decays algebraically: the series cannot reach C_TOL by degree K_MAX
+            return self._c_fixed_point_2d(q, sw2)
+        from . import tables
+
+        d = self.moments(q)[1]
+        chi1 = sw2 * d
+        kmax, c0 = 128, 0.0
         while kmax <= K_MAX:
             b = self.hermite_squares(q, kmax)
-            k = np.arange(kmax + 1, dtype=np.float64)
-            tail = max(v - float(b.sum()), 0.0) + 4e-16 * v
-            dtail = max(d_total - float((k * b).sum()), 0.0) + 4e-16 * d_total
-            lower = _newton_c(_series(b, k, 0.0), v, q, sw2)
-            upper = _newton_c(_series(b, k, tail), v, q, sw2)
-            if upper - lower <= C_TOL:
-                c = 0.5 * (lower + upper)
-                slope = _series(b, k, 0.0)(c)[1] + 0.5 * dtail * c**kmax
-                return c, sw2 * slope / q
+            c, one_minus_chic, gap, rel_tail = tables.settle_c(b, kmax, q, sw2, chi1, q * d, c0)
+            if gap <= C_TOL or rel_tail <= 1e-15:  # bracket narrow, or the series converged to rounding
+                return c, 1.0 - one_minus_chic
+            if math.isfinite(c):
+                c0 = c
             kmax *= 2
-        return self._c_fixed_point_2d(q, v, sw2)
+        return self._c_fixed_point_2d(q, sw2)
 
-    def _c_fixed_point_2d(self, q: float, v: float, sw2: float) -> tuple[float, float]:
+    def _c_fixed_point_2d(self, q: float, sw2: float) -> tuple[float, float]:
+        """``c*`` and ``chi_c`` from 2-D quadrature of the two-point kernels, without the trivial root ``c = 1``.
+
+        By Price's theorem ``V - K(c) = q int_c^1 E[phi'(u1) phi'(u2)](t) dt`` (``u1, u2`` of variance ``q``,
+        correlation ``t``), so ``c*`` is the root of ``F(c) = sw2 M(c) - 1`` with ``M(c)`` the mean of
+        ``E[phi' phi'](t)`` over ``t`` in ``[c, 1]``: increasing, ``F(0) <= 0``, ``F(1) = chi_1 - 1 > 0``, slope
+        ``O(1)`` up to the critical line (the undivided ``h(c)`` has slope ``q (1 - chi_c)`` there). ``M`` is a
+        :data:`PRICE_NODES`-point Gauss-Legendre rule in ``s`` with ``t = 1 - (1 - c) s^2``, which makes the
+        ``sqrt(1 - t)`` behaviour a kink causes at ``t = 1`` smooth; the root is found by ``brentq``.
+        """
         act = self.act
+        x, w = np.polynomial.legendre.leggauss(PRICE_NODES)
+        s, w = 0.5 * (x + 1.0), w * 0.5 * (x + 1.0)  # rule for int_0^1 g(s) 2 s ds
+        chi1 = sw2 * self.moments(q)[1]
 
-        def kernel(c):
-            qa, qc = np.array([q]), np.array([q * c])
-            k0 = _kernel_quadrature(act.phi, act.phi, act.kinks, qa, qa, qc)[0]
-            k1 = q * _kernel_quadrature(act.dphi, act.dphi, act.kinks, qa, qa, qc)[0]
-            return k0, k1
+        def kernel(t: np.ndarray) -> np.ndarray:
+            qa = np.full(t.size, q)
+            return _kernel_quadrature(act.dphi, act.dphi, act.kinks, qa, qa, q * t)
 
-        c = _newton_c(kernel, v, q, sw2)
-        return c, sw2 * kernel(c)[1] / q
+        def f(c: float) -> float:
+            return chi1 - 1.0 if c == 1.0 else sw2 * float(np.sum(w * kernel(1.0 - (1.0 - c) * s * s))) - 1.0
+
+        f0 = f(0.0)
+        c = 0.0 if f0 >= 0.0 else brentq(f, 0.0, 1.0, xtol=1e-16, rtol=8.9e-16, maxiter=200)
+        return c, sw2 * float(kernel(np.array([c]))[0])
 
     # -- one point -----------------------------------------------------------------------------------------------------
 
@@ -331,16 +350,33 @@ class Engine:
         raise FixedPointError(f"{act.name}: no point with chi_1 = 1 and a finite q* at sigma_b2 = {sb2:g}")
 
 
-def _series(b: np.ndarray, k: np.ndarray, tail: float):
-    """``c -> (sum b_k c^k + tail c^(K+1), sum k b_k c^(k-1) + (K+1) tail c^K)`` for ``c`` in [0, 1]."""
-    kmax = len(b) - 1
+def _erf_c_fixed_point(q: float, sw2: float) -> tuple[float, float]:
+    """``(c*, chi_c)`` for ``phi = erf`` from its closed-form c-map with the trivial root ``c = 1`` divided out.
 
-    def f(c):
-        p = np.polynomial.polynomial.polyval(c, b)
-        dp = np.polynomial.polynomial.polyval(c, k[1:] * b[1:])
-        return p + tail * c ** (kmax + 1), dp + (kmax + 1) * tail * c**kmax
+    ``K(c) = (2/pi) asin(r c)``, ``r = 2q/(1 + 2q)`` (Williams 1997). With ``A = 1 - r^2``, ``B = 1 - r^2 c^2``:
+    ``(V - K(c))/(1 - c) = (2/pi) y asin(x)/x``, ``x = (1 - c) y``, ``y = r (1 + c)/(sqrt(B) + c sqrt(A))``
+    (from ``asin a - asin b = asin(a sqrt(1 - b^2) - b sqrt(1 - a^2))``), increasing in ``c``; ``c*`` is the root of
+    ``sw2 (V - K(c))/(1 - c) = q`` (``brentq``, well conditioned up to the critical line), and
+    ``1 - chi_c = (1 - chi_1) + sw2/q (K'(1) - K'(c*))`` with
+    ``K'(1) - K'(c) = (2/pi) r^3 (1 - c)(1 + c) / (sqrt(A) sqrt(B) (sqrt(A) + sqrt(B)))`` (no cancellation).
+    """
+    one_minus_r = 1.0 / (1.0 + 2.0 * q)
+    r = 2.0 * q * one_minus_r
+    sqrt_a = math.sqrt(one_minus_r * (1.0 + r))
 
-    return f
+    def divided(c: float) -> float:
+        y = r * (1.0 + c) / (math.sqrt((1.0 - r * c) * (1.0 + r * c)) + c * sqrt_a)
+        x = (1.0 - c) * y
+        return 2.0 / math.pi * y * (math.asin(x) / x if x != 0.0 else 1.0)
+
+    def f(c: float) -> float:
+        return sw2 * divided(c) - q
+
+    c = 0.0 if f(0.0) >= 0.0 else brentq(f, 0.0, 1.0, xtol=1e-16, rtol=8.9e-16, maxiter=200)
+    sqrt_b = math.sqrt((1.0 - r * c) * (1.0 + r * c))
+    chi1 = sw2 * 4.0 / math.pi / math.sqrt(1.0 + 4.0 * q)
+    dk = 2.0 / math.pi * r**3 * (1.0 - c) * (1.0 + c) / (sqrt_a * sqrt_b * (sqrt_a + sqrt_b))
+    return c, 1.0 - ((1.0 - chi1) + sw2 / q * dk)
 
 
 def _newton_c(kernel, v: float, q: float, sw2: float) -> float:

@@ -12,6 +12,11 @@ Hermite coefficients ``a_k(q) = E[phi(sqrt(q) z) He_k(z)] / sqrt(k!)`` (probabil
 computed on the same rule, with panels narrowed to ``2/sqrt(k_max)`` to resolve the oscillations of ``He_k``, by the
 three-term recurrence of the normalised polynomials. By Mehler's formula, for ``(h1, h2)`` with variances ``q1, q2`` and
 correlation ``c``, ``E[phi(h1) phi(h2)] = sum_k a_k(q1) a_k(q2) c^k`` (see ``shared/notes/formulas.md``).
+
+Two-point kernel ``E[phi(h1) phi(h2)]`` (:func:`gaussian_kernel`): closed forms where they exist; for smooth
+activations Mehler's series by :class:`MehlerKernel` (coefficients of all distinct variances of a call at once, cached
+per activation, so thousands of pairs sharing a few variances cost little), with a per-pair truncation bound; for
+kinked activations and the pairs that bound cannot settle, a conditional 2-D composite Gauss-Legendre quadrature.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from numpy.polynomial.legendre import leggauss
 from .activations import Activation, get_activation
 
 __all__ = [
+    "MehlerKernel",
     "QuadratureWarning",
     "gaussian_nodes",
     "gaussian_expectation",
@@ -257,19 +263,24 @@ def hermite_coefficients(activation, q: float, kmax: int) -> np.ndarray:
     return a
 
 
-def _hermite_projections(z: np.ndarray, wf: np.ndarray, kmax: int) -> np.ndarray:
-    """``sum_i wf_i He_k(z_i)/sqrt(k!)`` for ``k = 0..kmax`` by the normalised three-term recurrence."""
-    out = np.empty(kmax + 1)
-    prev = np.ones_like(z)
-    out[0] = wf.sum()
-    if kmax == 0:
-        return out
-    cur = z.copy()
-    out[1] = wf @ cur
-    for k in range(1, kmax):
+def _hermite_polynomials(z: np.ndarray, kmax: int):
+    """Yield the normalised probabilists' Hermite polynomials ``He_k(z) / sqrt(k!)``, ``k = 0..kmax``, by the
+    three-term recurrence ``He_{k+1} = z He_k - k He_{k-1}``."""
+    prev, cur = np.zeros_like(z), np.ones_like(z)
+    yield cur
+    for k in range(kmax):
         prev, cur = cur, (z * cur - math.sqrt(k) * prev) / math.sqrt(k + 1)
-        out[k + 1] = wf @ cur
-    return out
+        yield cur
+
+
+def _hermite_table(z: np.ndarray, kmax: int) -> np.ndarray:
+    """``He_k(z_i) / sqrt(k!)``, shape ``(kmax + 1, z.size)``."""
+    return np.array(list(_hermite_polynomials(z, kmax)))
+
+
+def _hermite_projections(z: np.ndarray, wf: np.ndarray, kmax: int) -> np.ndarray:
+    """``sum_i wf_i He_k(z_i)/sqrt(k!)`` for ``k = 0..kmax``; ``wf`` of shape ``(m,)`` or ``(m, P)`` (``P`` at once)."""
+    return np.array([row @ wf for row in _hermite_polynomials(z, kmax)])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -312,7 +323,12 @@ def _kernel_quadrature(f: Callable, g: Callable, kinks, q1: np.ndarray, q2: np.n
     kinks = np.asarray(kinks, dtype=np.float64)
     x, wl = _legendre(GL_NODES)
     n_nodes = (m + kinks.size * (1 + _GRADING.size)) * GL_NODES
-    chunk = max(1, int(4e6 // (n_nodes * n_nodes)))
+    if n_nodes > KERNEL_MAX_NODES:
+        raise FloatingPointError(
+            f"gaussian_kernel: a variance of {qmax:.3g} needs {n_nodes} quadrature nodes per axis, more than the "
+            f"{KERNEL_MAX_NODES} the 2-D quadrature allows (variances up to about {_KERNEL_Q_MAX:.0f}); "
+            "is the iteration diverging?")
+    chunk = max(1, int(_BLOCK // (n_nodes * n_nodes)))
     for start in range(0, q1.size, chunk):
         sl = slice(start, start + chunk)
         a1, a2, a12 = q1[sl], q2[sl], q12[sl]
@@ -332,12 +348,25 @@ def _kernel_quadrature(f: Callable, g: Callable, kinks, q1: np.ndarray, q2: np.n
         z1, w1 = _batched_rule(base, outer_kinks, s1, np.zeros_like(s1), x, wl)
         h1 = s1[:, None] * z1
         mean = ratio[:, None] * h1
-        # inner rule (P, N1, N2)
-        z2, w2 = _batched_rule(base, kinks, np.broadcast_to(s2[:, None], mean.shape), mean, x, wl)
-        h2 = mean[..., None] + s2[:, None, None] * z2
-        inner = np.sum(w2 * g(h2), axis=-1)
+        # inner rule (P, N1, N2), in blocks of outer nodes so that memory stays bounded at large variances
+        inner = np.empty(h1.shape)
+        step = max(1, int(_BLOCK // (len(a1) * n_nodes)))
+        for j in range(0, h1.shape[1], step):
+            part = mean[:, j:j + step]
+            z2, w2 = _batched_rule(base, kinks, np.broadcast_to(s2[:, None], part.shape), part, x, wl)
+            h2 = part[..., None] + s2[:, None, None] * z2
+            inner[:, j:j + step] = np.sum(w2 * g(h2), axis=-1)
         out[sl] = np.sum(w1 * f(h1) * inner, axis=-1)
     return out
+
+
+#: Most Gauss-Legendre nodes per axis the 2-D kernel quadrature uses (about ``12 * 22 sqrt(q)`` for a smooth
+#: activation, so variances up to about 3500); beyond it :func:`gaussian_kernel` raises FloatingPointError rather than
+#: run for minutes (a diverging iteration reaches such variances).
+KERNEL_MAX_NODES = 16000
+_KERNEL_Q_MAX = (KERNEL_MAX_NODES / (GL_NODES * 22.0)) ** 2
+#: Array elements per block of the 2-D quadrature and of the Mehler series (bounds their memory to ~32 MB per array).
+_BLOCK = 4e6
 
 
 _GRADING = np.array([-27.0, -9.0, -3.0, -1.0, 0.0, 1.0, 3.0, 9.0, 27.0])
@@ -360,12 +389,187 @@ def _batched_rule(base: np.ndarray, kinks: np.ndarray, scale: np.ndarray, shift:
     return z, w
 
 
+class MehlerKernel:
+    """``E[phi(h1) phi(h2)]`` by Mehler's series, fast for many covariance pairs that share few distinct variances.
+
+    Mehler's formula (``shared/notes/formulas.md``; Poole et al. 2016 supplement) ``E[phi(h1) phi(h2)] =
+    sum_k a_k(q1) a_k(q2) c^k`` (``c = q12 / sqrt(q1 q2)``) is summed with the coefficients of
+    :func:`hermite_coefficients` and ``E[phi^2]`` of all distinct variances of a call at once, on the same rule
+    (:func:`standard_normal_rule` for the largest variance and degree ``K``, half-width ``Z_MAX + 2``, with panel
+    boundaries at the kinks of every variance). ``K`` doubles
+    (from the degree the previous call needed, at least ``K_START``, at most ``K_MAX``) until every Parseval tail
+    ``R(q) = E[phi^2] - sum_{k<=K} a_k^2`` is below ``TOL * E[phi^2]``, then is cut back to the smallest power of two
+    times ``K_START`` that still meets it. The truncation error of a pair is at most ``|c|^(K+1) sqrt(R(q1) R(q2))``;
+    pairs where that bound exceeds ``TOL * sqrt(E[phi(h1)^2] E[phi(h2)^2])`` (``c`` next to +-1 at large ``q``) are
+    evaluated by the 2-D quadrature of :func:`gaussian_kernel`. Pairs with ``q1 = q2 = q12`` use ``E[phi^2]``.
+    Measured: within 2e-14 of the quadrature relative to that scale (tanh, ``x*tanh(x)``, sin, gelu, softplus, swish,
+    ``0.5*x + sin(x)**2``; ``q`` 0.05 to 7, ``c`` up to ``1 - 1e-12``; ``tests/test_gaussian.py``).
+
+    Caching: the coefficients are reused while the set of distinct variances repeats (a converged or
+    translation-invariant iteration), the Hermite table while the rule does. :func:`gaussian_kernel` keeps one
+    instance per activation, so repeated calls (one per layer of a CNN covariance map) share it; the cache is not
+    thread-safe.
+
+    Parameters
+    ----------
+    activation : str or Activation
+        Any activation; those with kinks converge slowly in the series (most pairs then go to the quadrature), which is
+        why :func:`gaussian_kernel` sends them to its quadrature directly.
+    """
+
+    TOL = 1e-13
+    K_START = 64
+    K_MAX = 1024
+    #: Most elements of the Hermite table (nodes x degrees) before FloatingPointError (about 160 MB).
+    MAX_TABLE = 2e7
+
+    def __init__(self, activation):
+        self.act = get_activation(activation)
+        self._last: tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._degree = self.K_START
+        self._table: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty((0, 0)))  # (nodes, Hermite table)
+
+    def _hermite_at(self, z: np.ndarray, kmax: int) -> np.ndarray:
+        nodes, table = self._table
+        if table.shape[0] != kmax + 1 or not np.array_equal(nodes, z):  # the rule changes with q only in steps
+            self._table = (z, _hermite_table(z, kmax))
+        return self._table[1]
+
+    def _breaks(self, variances: np.ndarray, kmax: int) -> np.ndarray:
+        """Panel boundaries of :func:`standard_normal_rule` for the largest variance, plus every variance's kinks."""
+        act, zmax = self.act, Z_MAX + 2.0
+        b = _breakpoints(float(variances[-1]), act.kinks, zmax, kmax, act.oscillatory)
+        if act.kinks and variances[0] < variances[-1]:
+            zk = np.ravel(np.asarray(act.kinks)[:, None] / np.sqrt(variances[variances > 0]))
+            b = np.union1d(b, zk[np.abs(zk) < zmax])
+        return b
+
+    def coefficients(self, variances) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(E[phi^2], a, R)`` for sorted distinct variances.
+
+        Parameters
+        ----------
+        variances : array_like, shape (P,)
+            Sorted, distinct, finite, ``>= 0``.
+
+        Returns
+        -------
+        second : ndarray, shape (P,)
+            ``E[phi(h)^2]``, ``h ~ N(0, q)``.
+        a : ndarray, shape (P, K + 1)
+            Hermite coefficients ``a_k(q)`` as :func:`hermite_coefficients`.
+        tail : ndarray, shape (P,)
+            Parseval tails ``max(E[phi^2] - sum_k a_k^2, 0)``.
+        """
+        variances = np.asarray(variances, dtype=np.float64)
+        if self._last is not None and np.array_equal(self._last[0], variances):
+            return self._last[1]
+        act = self.act
+        k = max(self._degree, self.K_START)
+        roots = np.sqrt(variances)
+        while True:
+            z, w = _rule_from_breaks(self._breaks(variances, k), GL_NODES)
+            if z.size * (k + 1) > self.MAX_TABLE:
+                raise FloatingPointError(
+                    f"gaussian_kernel: a variance of {variances[-1]:.3g} needs a Hermite table of {z.size} nodes x "
+                    f"{k + 1} degrees, more than {self.MAX_TABLE:.0e} elements; is the iteration diverging?")
+            with np.errstate(over="ignore", invalid="ignore"):
+                values = act.phi(roots[None, :] * z[:, None])  # (nodes, P)
+                weighted = w[:, None] * values
+                second = np.einsum("ip,ip->p", weighted, values)
+            if not np.all(np.isfinite(second)):
+                raise FloatingPointError(f"gaussian_kernel: E[phi^2] overflows at a variance of {variances[-1]:.3g}")
+            a = (self._hermite_at(z, k) @ weighted).T  # (P, k + 1)
+            partial = np.cumsum(a * a, axis=1)
+            converged = np.all(second[:, None] - partial <= self.TOL * second[:, None], axis=0)
+            if converged[-1] or k >= self.K_MAX:
+                break
+            k *= 2
+        while converged[-1] and k > self.K_START and converged[k // 2]:  # cut back to the degree actually needed
+            k //= 2
+        a = np.ascontiguousarray(a[:, :k + 1])
+        tail = np.maximum(second - partial[:, k], 0.0)
+        self._degree = k
+        self._last = (variances, (second, a, tail))
+        return second, a, tail
+
+    def __call__(self, q1, q2, q12) -> np.ndarray:
+        """``E[phi(h1) phi(h2)]`` for covariances ``[[q1, q12], [q12, q2]]`` (array_like, broadcast together).
+
+        Returns
+        -------
+        ndarray
+            Broadcast shape of the inputs. Raises ValueError for invalid covariances, as :func:`gaussian_kernel`.
+        """
+        q1, q2, q12 = _check_covariances(q1, q2, q12)
+        return self._evaluate(q1.ravel(), q2.ravel(), q12.ravel()).reshape(q1.shape)
+
+    def _evaluate(self, q1: np.ndarray, q2: np.ndarray, q12: np.ndarray) -> np.ndarray:
+        """The series for 1-D arrays of valid covariances (``|q12| <= sqrt(q1 q2)``)."""
+        if q1.size == 0:
+            return np.empty(0)
+        distinct = np.unique(np.concatenate([q1, q2]))
+        second, a, tail = self.coefficients(distinct)
+        i1, i2 = np.searchsorted(distinct, q1), np.searchsorted(distinct, q2)
+        root = np.sqrt(q1 * q2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c = np.clip(np.where(root > 0, q12 / np.where(root > 0, root, 1.0), 0.0), -1.0, 1.0)
+        degree = a.shape[1]
+        out = np.empty(q1.shape)
+        chunk = max(1, int(_BLOCK // degree))
+        for start in range(0, q1.size, chunk):
+            sl = slice(start, start + chunk)
+            powers = np.ones((c[sl].size, degree))
+            powers[:, 1:] = np.cumprod(np.broadcast_to(c[sl, None], (c[sl].size, degree - 1)), axis=1)
+            out[sl] = np.einsum("pk,pk,pk->p", a[i1[sl]], a[i2[sl]], powers)
+        diagonal = (q1 == q2) & (q12 == q1)
+        out[diagonal] = second[i1[diagonal]]
+        bound = np.abs(c) ** degree * np.sqrt(tail[i1] * tail[i2])
+        unresolved = ~diagonal & (bound > self.TOL * np.sqrt(second[i1] * second[i2]))
+        if np.any(unresolved):
+            act = self.act
+            out[unresolved] = _kernel_quadrature(act.phi, act.phi, act.kinks, q1[unresolved], q2[unresolved],
+                                                 q12[unresolved])
+        return out
+
+
+#: One :class:`MehlerKernel` per activation (the most recently used ones), shared by :func:`gaussian_kernel` calls.
+_MEHLER_KERNELS: dict[Activation, MehlerKernel] = {}
+_MEHLER_KERNELS_MAX = 16
+
+
+def _mehler_kernel(act: Activation) -> MehlerKernel:
+    kernel = _MEHLER_KERNELS.pop(act, None)
+    if kernel is None:
+        kernel = MehlerKernel(act)
+        if len(_MEHLER_KERNELS) >= _MEHLER_KERNELS_MAX:
+            del _MEHLER_KERNELS[next(iter(_MEHLER_KERNELS))]
+    _MEHLER_KERNELS[act] = kernel  # re-inserted last: the dict is ordered by last use
+    return kernel
+
+
+def _check_covariances(q1, q2, q12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Broadcast float64 ``q1, q2, q12``; ValueError unless a valid covariance; ``q12`` clipped to the PSD range."""
+    q1, q2, q12 = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (q1, q2, q12)))
+    for name, v in (("q1", q1), ("q2", q2)):
+        if not np.all(np.isfinite(v)) or np.any(v < 0):
+            raise ValueError(f"gaussian_kernel: {name} must be finite variances >= 0")
+    if not np.all(np.isfinite(q12)):
+        raise ValueError("gaussian_kernel: q12 must be finite")
+    bound = np.sqrt(q1 * q2)
+    if np.any(np.abs(q12) > bound * (1 + 1e-12) + 1e-300):
+        raise ValueError("gaussian_kernel: need |q12| <= sqrt(q1 q2) (positive semi-definite covariance)")
+    return q1, q2, np.clip(q12, -bound, bound)
+
+
 def gaussian_kernel(activation, q1, q2, q12):
     """Two-point Gaussian kernel ``E[phi(h1) phi(h2)]`` with ``(h1, h2) ~ N(0, [[q1, q12], [q12, q2]])``.
 
     Closed forms are used where the activation has one: erf (arcsine kernel, Williams 1997), relu / leaky relu
-    (arc-cosine kernel, Cho & Saul 2009), linear (``q12``). Otherwise a conditional 2-D composite Gauss-Legendre
-    quadrature split at the kinks (about 1e-13 relative for q up to ~100).
+    (arc-cosine kernel, Cho & Saul 2009), linear (``q12``). Activations with kinks: a conditional 2-D composite
+    Gauss-Legendre quadrature split at the kinks (about 1e-13 relative for q up to ~100; ~2.5 ms per pair). Smooth
+    activations: Mehler's series by :class:`MehlerKernel` (one cached instance per activation), with the same
+    quadrature for pairs its truncation bound cannot settle; fast for many pairs with few distinct variances.
 
     Parameters
     ----------
@@ -384,21 +588,17 @@ def gaussian_kernel(activation, q1, q2, q12):
     ------
     ValueError
         Negative or non-finite variances, or a covariance matrix that is not positive semi-definite.
+    FloatingPointError
+        Variances too large for the quadrature (see :data:`KERNEL_MAX_NODES`; typically a diverging iteration).
     """
     act = get_activation(activation)
-    q1, q2, q12 = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (q1, q2, q12)))
-    for name, v in (("q1", q1), ("q2", q2)):
-        if not np.all(np.isfinite(v)) or np.any(v < 0):
-            raise ValueError(f"gaussian_kernel: {name} must be finite variances >= 0")
-    if not np.all(np.isfinite(q12)):
-        raise ValueError("gaussian_kernel: q12 must be finite")
-    bound = np.sqrt(q1 * q2)
-    if np.any(np.abs(q12) > bound * (1 + 1e-12) + 1e-300):
-        raise ValueError("gaussian_kernel: need |q12| <= sqrt(q1 q2) (positive semi-definite covariance)")
-    q12 = np.clip(q12, -bound, bound)
+    q1, q2, q12 = _check_covariances(q1, q2, q12)
     closed = _closed_form_kernel(act, q1, q2, q12)
     if closed is None:
-        flat = _kernel_quadrature(act.phi, act.phi, act.kinks, q1.ravel(), q2.ravel(), q12.ravel())
-        closed = flat.reshape(q1.shape)
+        flat = (q1.ravel(), q2.ravel(), q12.ravel())
+        if act.kinks:
+            closed = _kernel_quadrature(act.phi, act.phi, act.kinks, *flat).reshape(q1.shape)
+        else:
+            closed = _mehler_kernel(act)._evaluate(*flat).reshape(q1.shape)
     closed = np.asarray(closed, dtype=np.float64)
     return float(closed) if closed.ndim == 0 else closed

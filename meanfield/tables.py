@@ -11,10 +11,10 @@ Each panel's interpolants are checked against direct quadrature at two off-node 
 records the largest relative error of ``V, D, V'``; a warning is issued above 1e-12).
 
 The Numba kernel solves every point in parallel (``prange``): ``q*`` by the same bracketed, safeguarded Newton method
-as the scalar path, ``c*`` by Newton on the truncated Mehler series (degree 32, 128, 512, then the panel's ``K``) and
-one Newton step for the series plus its Parseval tail bound; the two roots bracket the exact ``c*``. Points that leave
-the table, or whose bracket on ``c*`` is wider than :data:`C_TOL` (chaotic points within about 1e-5 relative of the
-critical line, where ``1 - chi_c`` is below ~1e-5), are flagged and recomputed by the scalar path.
+as the scalar path, ``c*`` by :func:`settle_c` (Newton on the Mehler series with the trivial root ``c = 1`` divided out,
+well conditioned up to the critical line) at degree 32, 128, 512, then the panel's ``K``, until the rigorous bracket
+from the series' tail is narrower than the caller's ``c_tol``. Points that leave the table, or whose bracket stays
+wider, are flagged and recomputed by the scalar path.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ PANEL = 0.25
 DEGREE = 15
 S_MAX = 10.0
 K_TABLE = 2048
-C_TOL = 1e-13
 TAIL_RTOL = 1e-15
+#: Relative tail ``dtail / (q D)`` at which a grid point's series counts as converged to the tables' precision.
+TABLE_TAIL_RTOL = 1e-13
 
 _NODES = np.cos(np.pi * (np.arange(DEGREE + 1) + 0.5) / (DEGREE + 1))  # Chebyshev points of the first kind
 
@@ -235,33 +236,86 @@ def _q_star(mc, s_hi, sw2, sb2, m0):
 
 
 @numba.njit(cache=True)
-def _newton_series(b, kmax, tail, v, q, sw2, c0):
-    """Root in [0, 1) of h(c) = sw2 (v - K(c)) - q (1 - c), K(c) = sum_{k<=kmax} b_k c^k + tail c^(kmax+1),
-    by Newton from ``c0``, a point left of the root (h concave: the iterates increase monotonically)."""
-    c = c0
+def _divided_series(b, kmax, c):
+    """``P(c) = sum_{j<kmax} c^j T_j`` and ``P'(c)``, ``T_j = sum_{j<k<=kmax} b_k`` (Horner, suffix sums accumulated
+    on the way down): the truncated Mehler series with its trivial root divided out, ``sum_k b_k (1 - c^k) / (1 - c)``.
+    All coefficients are >= 0, so ``P`` is increasing and convex on [0, 1] and is evaluated without cancellation."""
+    t = 0.0
+    p = 0.0
+    dp = 0.0
+    for j in range(kmax - 1, -1, -1):
+        t += b[j + 1]
+        dp = dp * c + p
+        p = p * c + t
+    return p, dp
+
+
+@numba.njit(cache=True)
+def settle_c(b, kmax, q, sw2, chi1, qd, c0):
+    """Chaotic fixed point ``c*`` of the correlation map from the Mehler series ``b_0..b_kmax`` (``b_k = a_k(q)^2``).
+
+    ``sw2 (V - K(c)) = q (1 - c)`` has the trivial root ``c = 1``; dividing it out leaves
+    ``H(c) = sw2 sum_j c^j T_j - q`` with ``T_j = sum_{k>j} b_k``, increasing and convex with ``H(0) <= 0`` and
+    ``H(1) = q (chi_1 - 1) > 0``, whose slope stays ``O(q)`` up to the critical line (well conditioned, unlike the
+    undivided form whose slope at ``c*`` is ``q (1 - chi_c)``). Degrees above ``kmax`` add
+    ``sum_{k>kmax} b_k (1 - c^k)/(1 - c)``, between 0 and ``dtail = q D - sum_{k<=kmax} k b_k`` (``sum_k k b_k = q D``):
+    the root with the tail set to 0 and to ``dtail`` bracket the exact ``c*``; ``c*`` is their midpoint.
+
+    Returns ``(c*, 1 - chi_c, gap, dtail / (q D))``: ``gap`` is the bracket width (``nan`` where the truncated series
+    has no root, i.e. more degrees are needed); the caller accepts the point when ``gap <= c_tol``, or when the series
+    has converged to the precision of its inputs (``dtail / (q D)`` at rounding level: the bracket then only reflects
+    that precision, e.g. ``c* = 0`` at ``sigma_b2 = 0`` for odd ``phi`` where the slope ``sw2 T_1`` is tiny at small
+    ``q``). ``1 - chi_c`` is computed as
+    ``(1 - chi_1) + sw2/q [(1 - c) sum_j c^j W_j + (tail of sum_k k b_k (1 - c^(k-1)), midpoint of [0, dtail])]``
+    with ``W_j = sum_{k>=j+2} k b_k``: positive terms only, so it keeps its relative accuracy next to the critical line.
+    """
+    dpartial = 0.0
+    for k in range(kmax, 0, -1):
+        dpartial += k * b[k]
+    if sw2 * dpartial <= q:  # H(1) <= 0 for the truncated series: no root below 1 yet
+        return math.nan, math.nan, math.nan, math.nan
+    dtail = max(qd - dpartial, 0.0)
+    lo = 0.0
+    hi = 1.0
+    c = min(max(c0, 0.0), 1.0)
+    slope = 0.0
+    ok = False
+    last_step = math.inf
     for _ in range(200):
-        k0 = 0.0
-        k1 = 0.0
-        for k in range(kmax, 0, -1):  # Horner for K and K'
-            k1 = k1 * c + k0
-            k0 = k0 * c + b[k]
-        k1 = k1 * c + k0
-        k0 = k0 * c + b[0]
-        if tail != 0.0:
-            cp = c**kmax
-            k0 += tail * cp * c
-            k1 += (kmax + 1) * tail * cp
-        h = sw2 * (v - k0) - q * (1.0 - c)
-        if h >= 0.0:
-            return c, k1
-        hp = q - sw2 * k1
-        if hp <= 0.0:
-            return math.nan, math.nan
-        c_new = min(c - h / hp, 1.0)
-        if c_new - c <= 1e-16:
-            return c_new, k1
+        p, dp = _divided_series(b, kmax, c)
+        h = sw2 * p - q
+        slope = dp
+        if h == 0.0:
+            ok = True
+            break
+        if h > 0.0:
+            hi = c
+        else:
+            lo = c
+        c_new = c - h / (sw2 * dp) if dp > 0.0 else -1.0
+        newton = lo <= c_new <= hi
+        if not newton:
+            c_new = 0.5 * (lo + hi)
+        step = abs(c_new - c)
+        # converged: step at a few ulps, or two Newton steps that no longer shrink (h is at its rounding floor; Newton
+        # then alternates between neighbours of the root)
+        if step <= 4e-16 or hi - lo <= 4e-16 or (newton and step >= 0.5 * last_step):
+            c = c_new
+            ok = True
+            break
+        last_step = step if newton else math.inf
         c = c_new
-    return math.nan, math.nan
+    if not ok or slope <= 0.0:
+        return math.nan, math.nan, math.nan, math.nan
+    gap = (dtail + 4e-16 * qd) / slope
+    c = max(c - 0.5 * gap, 0.0)
+    w = 0.0
+    s = 0.0
+    for j in range(kmax - 2, -1, -1):
+        w += (j + 2) * b[j + 2]
+        s = s * c + w
+    one_minus_chic = (1.0 - chi1) + sw2 / q * ((1.0 - c) * s + 0.5 * dtail)
+    return c, one_minus_chic, gap, dtail / qd
 
 
 @numba.njit(parallel=True, cache=True)
@@ -276,7 +330,7 @@ def solve_grid(mc, bc, kmaxs, s_hi, m0, sw2, sb2, critical_tol, c_tol, out):
         if math.isnan(q):
             out[p, 5] = 1.0
             continue
-        _, _, v, d, vp = _g(mc, s_hi, a, bb, q, m0)
+        _, _, _, d, vp = _g(mc, s_hi, a, bb, q, m0)
         chi1 = a * d
         out[p, 0] = q
         out[p, 2] = chi1
@@ -292,47 +346,23 @@ def solve_grid(mc, bc, kmaxs, s_hi, m0, sw2, sb2, critical_tol, c_tol, out):
             out[p, 5] = 2.0
             continue
         b = np.empty(kfull + 1)
-        ok = False
         done = 0
-        partial = 0.0
-        dpartial = 0.0
         kmax = min(kfull, 32)
-        c_lo = 0.0
-        gap = math.inf
+        c = 0.0
+        ok = False
         while True:
             for k in range(done, kmax + 1):
                 b[k] = max(_cheb_row(bc, i, k, t), 0.0)
-                partial += b[k]
-                dpartial += k * b[k]
             done = kmax + 1
-            raw_tail = max(v - partial, 0.0)
-            tail = raw_tail + 4e-16 * v
-            c_lo, k1 = _newton_series(b, kmax, 0.0, v, q, a, c_lo)
-            if math.isnan(c_lo):
-                break
-            # root of the series plus its tail bound, by one Newton step from c_lo (the step is <= c_tol when
-            # accepted, so the neglected quadratic term is below 1e-26)
-            cp = c_lo**kmax
-            slope = q - a * (k1 + (kmax + 1) * tail * cp)
-            gap = a * tail * cp * c_lo / slope if slope > 0.0 else 1.0
-            # accept when the bracket is narrow, or when the series has converged to rounding (the bracket then only
-            # reflects the conditioning of c* next to the critical line, ~1e-16 / (1 - chi_c), which no method beats)
-            ok = gap <= c_tol or (raw_tail <= 1e-14 * v and slope > 0.0)
+            c_new, one_minus_chic, gap, rel_tail = settle_c(b, kmax, q, a, chi1, q * d, c)
+            ok = gap <= c_tol or rel_tail <= TABLE_TAIL_RTOL
             if ok or kmax == kfull:
                 break
+            if not math.isnan(c_new):
+                c = c_new
             kmax = min(4 * kmax, kfull)
         if not ok:
             out[p, 5] = 2.0
             continue
-        dtail = max(q * d - dpartial, 0.0) + 4e-16 * q * d
-        c = min(c_lo + 0.5 * gap, 1.0)
-        out[p, 1] = c
-        out[p, 3] = a * (_series_slope(b, kmax, c) + 0.5 * dtail * c**kmax) / q
-
-
-@numba.njit(cache=True)
-def _series_slope(b, kmax, c):
-    s = 0.0
-    for k in range(kmax, 0, -1):
-        s = s * c + k * b[k]
-    return s
+        out[p, 1] = c_new
+        out[p, 3] = 1.0 - one_minus_chic

@@ -12,10 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from meanfield import gaussian_kernel, get_activation, hermite_coefficients, iterate_maps, mean_field_point
+from meanfield import gaussian_kernel, get_activation, iterate_maps, mean_field_point
 from meanfield.cli import main as cli_main
 from meanfield.conv import (
-    _PairExpectation,
     _propagate_general,
     covariance_mode_decay,
     cyclic_diagonal_modes,
@@ -375,32 +374,6 @@ def test_figure_s4_exact_iteration_decays_at_the_predicted_depth_scales():
     assert table[table.layer == 10].relative_error.max() > 0.05
 
 
-def test_pair_expectation_series_against_core_quadrature():
-    rng = np.random.default_rng(6)
-    for activation in ("tanh", "x*tanh(x)", "sin"):
-        expectation = _PairExpectation(get_activation(activation))
-        q1 = rng.choice([0.05, 0.6, 3.0, 7.0], 24)
-        q2 = rng.choice([0.05, 0.6, 3.0, 7.0], 24)
-        near_one = 1 - 10 ** rng.uniform(-12, -1, 4)
-        c = np.concatenate([rng.uniform(-1, 1, 16), near_one, -near_one])
-        q12 = c * np.sqrt(q1 * q2)
-        value = expectation(q1, q2, q12)
-        reference = gaussian_kernel(activation, q1, q2, q12)
-        scale = np.sqrt(gaussian_kernel(activation, q1, q1, q1) * gaussian_kernel(activation, q2, q2, q2))
-        assert np.max(np.abs(value - reference) / scale) < 1e-11
-
-
-def test_batched_hermite_coefficients_match_the_core():
-    for activation in ("tanh", "x*tanh(x)", "gelu"):
-        act = get_activation(activation)
-        variances = np.array([0.0, 0.05, 0.6, 3.0, 7.0])
-        second, coefficients, tail = _PairExpectation(act)._series(variances)
-        reference = np.array([hermite_coefficients(act, q, coefficients.shape[1] - 1) for q in variances])
-        np.testing.assert_allclose(coefficients, reference, rtol=0, atol=1e-14)
-        np.testing.assert_allclose(second, gaussian_kernel(act, variances, variances, variances), rtol=1e-13)
-        assert np.all(tail <= 1e-12 * second) or coefficients.shape[1] == _PairExpectation.K_MAX + 1
-
-
 def test_propagate_covariance_bad_inputs():
     v = [0.25, 0.5, 0.25]
     good = np.eye(4)
@@ -428,6 +401,8 @@ def test_propagate_covariance_bad_inputs():
         propagate_covariance(good, "relu", 3.0, 0.1, v, 5000)
     with pytest.raises(FloatingPointError, match="diverges"):  # the Mehler path (smooth, unbounded activation)
         propagate_covariance(good, "softplus", 5.0, 0.1, v, 5000)
+    with pytest.raises(FloatingPointError, match="diverging"):  # variances beyond the kernel quadrature's range
+        propagate_covariance(good, "x*tanh(x)", 3.0, 0.1, v, 5000)
     with pytest.raises(ValueError, match="non-zero"):
         covariance_mode_decay(good, "tanh", 1.0, 0.1, v, 2, offset=0)
 

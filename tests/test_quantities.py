@@ -58,6 +58,48 @@ def test_against_reference_more_points(name, sw2, sb2):
     test_against_independent_reference(name, sw2, sb2)
 
 
+NEAR_CRITICAL_KEYS = ("c_star", "chi_c", "xi_c")
+
+
+def _near_critical_chaotic(name, sb2, offsets):
+    """Chaotic points at relative offsets above the critical sigma_w2 (1 - chi_c ~ 0.4 * offset for tanh)."""
+    crit, _ = mf.critical_sigma_w2(name, sb2)
+    return [crit * (1.0 + off) for off in offsets]
+
+
+@pytest.mark.parametrize("offset", [1e-3, 1e-4])
+def test_near_critical_chaotic_scalar_and_grid(offset):
+    # c* -> 1 and chi_c -> 1 next to the critical line: the undivided fixed-point equation is ill-conditioned there
+    # (slope q (1 - chi_c)); both paths must still match the (well-conditioned) reference to 1e-9 relative
+    (sw2,) = _near_critical_chaotic("tanh", 0.05, [offset])
+    expected = ref.point("tanh", sw2, 0.05)
+    assert 1.0 - expected["chi_c"] < 0.5 * offset  # really next to the critical line
+    scalar = mf.mean_field_point("tanh", sw2, 0.05).to_dict()
+    assert scalar["phase"] == "chaotic"
+    eng = mf.engine.engine_for(mf.get_activation("tanh"))
+    n = mf.engine.GRID_THRESHOLD + 1  # forces the Chebyshev-table / Numba path
+    grid = eng.solve(np.full(n, sw2), np.full(n, 0.05))
+    for key in KEYS:
+        assert scalar[key] == pytest.approx(expected[key], rel=1e-9), key
+        assert grid[key][0] == pytest.approx(expected[key], rel=1e-9), key
+    # 1 - chi_c itself to 1e-9 relative (chi_c alone would pass at 1e-9 with a 1e-9 absolute error)
+    for got in (scalar["chi_c"], grid["chi_c"][0]):
+        assert 1.0 - got == pytest.approx(1.0 - expected["chi_c"], rel=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,sb2,offset", [("tanh", 0.05, 1e-5), ("tanh", 1.0, 1e-4),
+                                             ("tanh", 0.3, 1e-4), ("x*tanh(x)", 0.1, 1e-4)])
+def test_near_critical_chaotic_more_points(name, sb2, offset):
+    (sw2,) = _near_critical_chaotic(name, sb2, [offset])
+    expected = ref.point(name, sw2, sb2)
+    scalar = mf.mean_field_point(name, sw2, sb2).to_dict()
+    grid = mf.engine.engine_for(mf.get_activation(name)).solve(np.full(65, sw2), np.full(65, sb2))
+    for key in NEAR_CRITICAL_KEYS:
+        assert scalar[key] == pytest.approx(expected[key], rel=1e-9), key
+        assert grid[key][0] == pytest.approx(expected[key], rel=1e-9), key
+
+
 def test_grid_path_matches_scalar_path():
     sw2 = np.linspace(0.5, 5.0, 12)
     sb2 = np.linspace(0.0, 2.0, 9)
