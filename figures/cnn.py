@@ -10,23 +10,6 @@ import meanfield
 
 from .style import new_figure
 
-FIGURE_S4 = {"activation": "erf", "sigma_w2": 2.25, "sigma_b2": 0.25, "v": (0.025, 0.950, 0.025), "n": 10}
-
-
-def figure_s4_initial_covariance(scale: float = 1.0) -> np.ndarray:
-    """``Sigma^0`` of paper 002 Figure S4: ``Sigma* - scale * eps^0``, with ``eps^0`` on the first cyclic diagonal (and
-    its mirror) and DFT ``-(1/6) [1, r, r^3, r^5, r^4, r^2, r^4, r^5, r^3, r]``, ``r = 2/3`` (shape ``(10, 10)``)."""
-    r = 2.0 / 3.0
-    dft = -np.array([1, r, r**3, r**5, r**4, r**2, r**4, r**5, r**3, r]) / 6.0
-    diagonal = np.fft.ifft(dft).real
-    n = FIGURE_S4["n"]
-    a = np.arange(n)
-    eps = np.zeros((n, n))
-    eps[a, (a + 1) % n] = diagonal
-    eps[(a + 1) % n, a] = diagonal
-    star = meanfield.fixed_point_covariance(FIGURE_S4["activation"], FIGURE_S4["sigma_w2"], FIGURE_S4["sigma_b2"], n)
-    return star - scale * eps
-
 
 def figure_s4(depth: int = 60):
     """``|Fourier coefficient|`` of the first cyclic diagonal of ``Sigma* - Sigma^l`` against depth, one curve per mode,
@@ -38,8 +21,8 @@ def figure_s4(depth: int = 60):
     (matplotlib.figure.Figure, pandas.DataFrame)
         :func:`meanfield.covariance_mode_decay`'s table (``layer, k, abs_lambda, exact_abs, linear_abs, ...``).
     """
-    p = FIGURE_S4
-    table = meanfield.covariance_mode_decay(figure_s4_initial_covariance(), p["activation"], p["sigma_w2"],
+    p = meanfield.FIGURE_S4
+    table = meanfield.covariance_mode_decay(meanfield.figure_s4_covariance(), p["activation"], p["sigma_w2"],
                                             p["sigma_b2"], np.array(p["v"]), depth)
     fig, axes = new_figure(width=4.2, height=3.2)
     ax = axes[0, 0]

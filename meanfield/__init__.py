@@ -51,9 +51,11 @@ __all__ = [
 
 # --- Convolutional mean field (meanfield.conv) ---
 from .conv import (  # noqa: E402
+    FIGURE_S4,
     FourierDepthScales,
     covariance_mode_decay,
     cyclic_diagonal_modes,
+    figure_s4_covariance,
     fixed_point_covariance,
     fourier_depth_scales,
     fourier_eigenvalues,
@@ -64,7 +66,9 @@ from .kernels import KERNEL_NAMES, kernel_variance, validate_kernel_variance  # 
 
 __all__ += [
     "FourierDepthScales",
+    "FIGURE_S4",
     "covariance_mode_decay",
+    "figure_s4_covariance",
     "cyclic_diagonal_modes",
     "fixed_point_covariance",
     "fourier_depth_scales",

@@ -316,6 +316,28 @@ def fixed_point_covariance(activation, sigma_w2, sigma_b2, n, ndim: int = 1) -> 
     return S.reshape((n,) * (2 * ndim))
 
 
+FIGURE_S4 = {"activation": "erf", "sigma_w2": 2.25, "sigma_b2": 0.25, "v": (0.025, 0.950, 0.025), "n": 10}
+"""Paper 002 supplementary Figure S4: erf, ``sigma_w = 3/2``, ``sigma_b = 1/2``, ``v``, 1-D images of ``n = 10``."""
+
+
+def figure_s4_covariance(scale: float = 1.0) -> np.ndarray:
+    """``Sigma^0`` of paper 002 Figure S4 (``shared/notes/formulas.md``), shape ``(10, 10)``.
+
+    ``Sigma^0 = Sigma* - scale * eps^0``, where ``eps^0`` lives on the first cyclic diagonal (and its mirror, so
+    ``Sigma^0`` is symmetric) with DFT ``-(1/6) [1, r, r^3, r^5, r^4, r^2, r^4, r^5, r^3, r]``, ``r = 2/3``, and
+    ``Sigma*`` is :func:`fixed_point_covariance` at the :data:`FIGURE_S4` setting.
+    """
+    r = 2.0 / 3.0
+    dft = -np.array([1, r, r**3, r**5, r**4, r**2, r**4, r**5, r**3, r]) / 6.0
+    diagonal = np.fft.ifft(dft).real
+    p = FIGURE_S4
+    a = np.arange(p["n"])
+    eps = np.zeros((p["n"], p["n"]))
+    eps[a, (a + 1) % p["n"]] = diagonal
+    eps[(a + 1) % p["n"], a] = diagonal
+    return fixed_point_covariance(p["activation"], p["sigma_w2"], p["sigma_b2"], p["n"]) - scale * eps
+
+
 def _average_along_diagonals(C: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
     """``(A_v * C)_{a,a'} = sum_beta v_beta C_{a+beta, a'+beta}`` for an ``(N, N)`` matrix over flattened positions."""
     ndim = v.ndim

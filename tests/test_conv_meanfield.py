@@ -18,6 +18,7 @@ from meanfield.conv import (
     _propagate_general,
     covariance_mode_decay,
     cyclic_diagonal_modes,
+    figure_s4_covariance,
     fixed_point_covariance,
     fourier_depth_scales,
     fourier_eigenvalues,
@@ -29,17 +30,21 @@ S4 = {"activation": "erf", "sigma_w2": 2.25, "sigma_b2": 0.25, "v": [0.025, 0.95
 
 
 def figure_s4_input(scale=1.0):
-    """Sigma^0 of paper 002 Figure S4: eps^0 = Sigma* - Sigma^0 lives on the first cyclic diagonal (DFT given)."""
+    """Sigma^0 of paper 002 Figure S4 from the library, checked against the paper's own DFT of eps^0."""
     r = 2.0 / 3.0
     dft = -np.array([1, r, r**3, r**5, r**4, r**2, r**4, r**5, r**3, r]) / 6.0
-    diagonal = np.fft.ifft(dft).real
     n = S4["n"]
-    a = np.arange(n)
-    eps = np.zeros((n, n))
-    eps[a, (a + 1) % n] = diagonal
-    eps[(a + 1) % n, a] = diagonal
     star = fixed_point_covariance(S4["activation"], S4["sigma_w2"], S4["sigma_b2"], n)
-    return star - scale * eps, star, dft
+    S0 = figure_s4_covariance(scale)
+    eps = star - S0
+    a = np.arange(n)
+    np.testing.assert_allclose(np.fft.fft(eps[a, (a + 1) % n]), scale * dft, atol=1e-15)
+    np.testing.assert_allclose(eps, eps.T, atol=0)
+    off = eps.copy()
+    off[a, (a + 1) % n] = 0
+    off[(a + 1) % n, a] = 0
+    assert not off.any()
+    return S0, star, dft
 
 
 def random_covariance(N, rng, rank_factor=2):
