@@ -86,7 +86,8 @@ class BatchNormSpectrum:
     rank : int or ndarray of shape ``(d,)``
         Numerical rank: the number of ``|eigenvalue| > tol``.
     tol : float or ndarray of shape ``(d,)``
-        Rank tolerance used, ``m * eps(dtype) * max|eigenvalue|`` unless given (numpy's ``matrix_rank`` rule).
+        Rank tolerance used, ``m * eps(dtype) * max(|rho|, max|eigenvalue|)`` unless given (numpy's ``matrix_rank``
+        rule on the scale of ``J``, so an exactly-zero Jacobian, ``m = 2`` with ``eps = 0``, has rank 0).
     rho : float or ndarray of shape ``(d,)``
         ``gamma / sqrt(var + eps)``, the predicted ``m - 2``-fold eigenvalue.
     second : float or ndarray of shape ``(d,)``
@@ -110,7 +111,7 @@ def batchnorm_spectrum(
     x, gamma, eps
         As in :func:`batchnorm_jacobian`.
     tol : float, optional
-        Absolute rank tolerance; default ``m * eps(dtype) * max|eigenvalue|`` per feature. With ``eps = 0`` the rank is
+        Absolute rank tolerance; default ``m * eps(dtype) * max(|rho|, max|eigenvalue|)`` per feature. With ``eps = 0`` the rank is
         ``m - 2``.
 
     Returns
@@ -123,18 +124,21 @@ def batchnorm_spectrum(
     jac3 = jac.reshape(-1, *jac.shape[-2:])
     eig = np.linalg.eigvalsh(jac3)
     m = jac3.shape[-1]
+    x2, gamma_b, eps = _check_batch(x, gamma, eps)
+    var = np.var(x2, axis=0)
+    rho = gamma_b / np.sqrt(var + eps)
+    second = rho * eps / (var + eps)
     if tol is None:
-        tols = m * np.finfo(eig.dtype).eps * np.max(np.abs(eig), axis=-1)
+        # relative to the scale of J (|rho|, its largest possible eigenvalue), not to max|eigenvalue|: for m = 2 and
+        # eps = 0, J is exactly 0 and its computed eigenvalues are rounding noise
+        scale = np.maximum(np.abs(rho), np.max(np.abs(eig), axis=-1))
+        tols = m * np.finfo(eig.dtype).eps * scale
     else:
         tol = float(tol)
         if not np.isfinite(tol) or tol < 0:
             raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
         tols = np.full(eig.shape[0], tol)
     rank = np.sum(np.abs(eig) > tols[:, None], axis=-1)
-    x2, gamma_b, eps = _check_batch(x, gamma, eps)
-    var = np.var(x2, axis=0)
-    rho = gamma_b / np.sqrt(var + eps)
-    second = rho * eps / (var + eps)
     if x_in.ndim == 1:
         return BatchNormSpectrum(eig[0], int(rank[0]), float(tols[0]), float(rho[0]), float(second[0]))
     return BatchNormSpectrum(eig, rank, tols, rho, second)

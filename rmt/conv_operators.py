@@ -18,47 +18,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .checks import check_kernel, check_shape
+
 __all__ = ["conv_operator_matrix", "conv_singular_values", "conv_symbol"]
-
-
-def _check_kernel(kernel: np.ndarray, name: str = "kernel") -> np.ndarray:
-    """Return ``kernel`` as a float array of shape ``(c_out, c_in, *k)`` with 1 to 3 spatial axes."""
-    kernel = np.asarray(kernel)
-    if not np.issubdtype(kernel.dtype, np.floating):
-        if np.issubdtype(kernel.dtype, np.integer) or kernel.dtype == bool:
-            kernel = kernel.astype(np.float64)
-        else:
-            raise TypeError(f"{name} must be a real floating-point array, got dtype {kernel.dtype}")
-    if kernel.ndim not in (3, 4, 5):
-        raise ValueError(
-            f"{name} must have shape (c_out, c_in, *kernel_size) with 1 to 3 spatial axes (ndim 3-5), "
-            f"got shape {kernel.shape}"
-        )
-    if min(kernel.shape) < 1:
-        raise ValueError(f"{name} must have no empty axis, got shape {kernel.shape}")
-    return kernel
-
-
-def _check_shape(value: int | Sequence[int], ndim: int, name: str, minimum: int = 1) -> tuple[int, ...]:
-    """Broadcast an int (same along every spatial axis) or check a sequence of ``ndim`` ints ``>= minimum``."""
-    if isinstance(value, (int, np.integer)):
-        value = (int(value),) * ndim
-    try:
-        shape = tuple(int(v) for v in value)
-    except TypeError as exc:
-        raise TypeError(f"{name} must be an int or a sequence of {ndim} ints, got {value!r}") from exc
-    if len(shape) != ndim or any(s != v for s, v in zip(shape, value, strict=False)):
-        raise ValueError(f"{name} must have {ndim} integer entries (one per spatial axis), got {value!r}")
-    if min(shape) < minimum:
-        raise ValueError(f"{name} entries must be >= {minimum}, got {shape}")
-    return shape
 
 
 def _geometry(kernel: np.ndarray, input_shape, stride) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """Checked ``(input_shape, stride, output_shape)`` for ``kernel``; the stride must divide the input size."""
     ndim = kernel.ndim - 2
-    n = _check_shape(input_shape, ndim, "input_shape")
-    s = _check_shape(stride, ndim, "stride")
+    n = check_shape(input_shape, ndim, "input_shape")
+    s = check_shape(stride, ndim, "stride")
     if any(ni % si for ni, si in zip(n, s, strict=True)):
         raise ValueError(f"stride {s} must divide input_shape {n} exactly for a periodic strided convolution")
     return n, s, tuple(ni // si for ni, si in zip(n, s, strict=True))
@@ -87,7 +56,7 @@ def _polyphase(kernel: np.ndarray, n: tuple[int, ...], s: tuple[int, ...], m: tu
     return poly
 
 
-def _symbol_from_poly(poly: np.ndarray, half: bool) -> np.ndarray:
+def symbol_from_poly(poly: np.ndarray, half: bool) -> np.ndarray:
     """DFT over the last ``ndim`` axes of a ``(c_out, c_in, *s, *m)`` array, as ``(*freq, c_out, c_in * prod(s))``.
 
     ``half=True`` uses the real FFT (last axis ``m_last // 2 + 1`` frequencies); the rest follow by conjugate symmetry.
@@ -134,9 +103,9 @@ def conv_symbol(kernel: np.ndarray, input_shape: int | Sequence[int], stride: in
         the input's DFT component at ``f`` through ``conj(symbol[f])``. Complex64 for float32 kernels, complex128 for
         float64.
     """
-    kernel = _check_kernel(kernel)
+    kernel = check_kernel(kernel)
     n, s, m = _geometry(kernel, input_shape, stride)
-    return _symbol_from_poly(_polyphase(kernel, n, s, m), half=False)
+    return symbol_from_poly(_polyphase(kernel, n, s, m), half=False)
 
 
 def conv_singular_values(
@@ -163,9 +132,9 @@ def conv_singular_values(
         Singular values per frequency, descending. Without stride, ``output_shape = input_shape`` and
         ``r = min(c_out, c_in)``; entry ``[f]`` belongs to the input's DFT frequency ``f`` (numpy's FFT order).
     """
-    kernel = _check_kernel(kernel)
+    kernel = check_kernel(kernel)
     n, s, m = _geometry(kernel, input_shape, stride)
-    half = np.linalg.svd(_symbol_from_poly(_polyphase(kernel, n, s, m), half=True), compute_uv=False)
+    half = np.linalg.svd(symbol_from_poly(_polyphase(kernel, n, s, m), half=True), compute_uv=False)
     return _mirror_half(half, m).astype(kernel.dtype, copy=False)  # float16 is transformed in float32
 
 
@@ -190,7 +159,7 @@ def conv_operator_matrix(
         ``(c_out, *output_shape)``; equals torch's ``conv{1,2,3}d`` with circular padding ``k // 2`` (module docstring).
         Memory grows as ``c_out c_in prod(n)^2``: meant for small inputs.
     """
-    kernel = _check_kernel(kernel)
+    kernel = check_kernel(kernel)
     n, s, m = _geometry(kernel, input_shape, stride)
     c_out, c_in, *k = kernel.shape
     # one 0/1 selection matrix per axis and tap: row i picks input (s i + d - p) mod n

@@ -11,15 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rmt.conv_operators import _check_shape
+from .checks import check_dim, check_shape
 
 __all__ = ["delta_orthogonal_kernel", "haar_orthogonal", "orthogonal_conv_kernel"]
-
-
-def _check_dim(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _check_ndim(ndim: int) -> int:
@@ -52,7 +46,7 @@ def haar_orthogonal(rows: int, cols: int, rng: np.random.Generator | int | None 
     -------
     ndarray, float64, shape ``(rows, cols)``
     """
-    rows, cols = _check_dim(rows, "rows"), _check_dim(cols, "cols")
+    rows, cols = check_dim(rows, "rows"), check_dim(cols, "cols")
     rng = np.random.default_rng(rng)
     big, small = max(rows, cols), min(rows, cols)
     q, r = np.linalg.qr(rng.standard_normal((big, small)))
@@ -104,9 +98,9 @@ def orthogonal_conv_kernel(
     ndarray, float64, shape ``(c_out, c_in, *kernel_size)``
         Cost ``O(prod(k) * sum(k) * c_out^3)``.
     """
-    c_out, c_in = _check_dim(c_out, "c_out"), _check_dim(c_in, "c_in")
+    c_out, c_in = check_dim(c_out, "c_out"), check_dim(c_in, "c_in")
     ndim = _check_ndim(ndim)
-    k = _check_shape(kernel_size, ndim, "kernel_size")
+    k = check_shape(kernel_size, ndim, "kernel_size")
     gain = _check_gain(gain)
     if c_in > c_out:
         raise ValueError(f"orthogonal_conv_kernel needs c_in <= c_out (an isometry), got c_in={c_in} > c_out={c_out}")
@@ -161,9 +155,9 @@ def delta_orthogonal_kernel(
     -------
     ndarray, float64, shape ``(c_out, c_in, *kernel_size)``
     """
-    c_out, c_in = _check_dim(c_out, "c_out"), _check_dim(c_in, "c_in")
+    c_out, c_in = check_dim(c_out, "c_out"), check_dim(c_in, "c_in")
     ndim = _check_ndim(ndim)
-    k = _check_shape(kernel_size, ndim, "kernel_size")
+    k = check_shape(kernel_size, ndim, "kernel_size")
     gain = _check_gain(gain)
     if any(kk % 2 == 0 for kk in k):
         raise ValueError(f"delta_orthogonal_kernel needs odd kernel sizes (a centre tap), got kernel_size={k}")

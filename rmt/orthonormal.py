@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rmt.orthogonal import _check_dim, haar_orthogonal
+from .checks import check_dim, check_finite_array
+from .orthogonal import haar_orthogonal
 
 __all__ = ["filter_correlation", "orthonormal_kernel", "orthonormal_penalty"]
 
@@ -23,6 +24,7 @@ def _filters(weight: np.ndarray, name: str = "weights") -> np.ndarray:
         raise TypeError(f"{name} must hold real floating-point arrays, got dtype {weight.dtype}")
     if weight.ndim < 2 or weight.size == 0:
         raise ValueError(f"{name} must have shape (c_out, c_in, *kernel) or (out, in), got shape {weight.shape}")
+    check_finite_array(weight, name)
     return weight.reshape(weight.shape[0], -1)
 
 
@@ -62,7 +64,7 @@ def orthonormal_kernel(
     ndarray, float64, shape ``(c_out, c_in, *kernel_size)``
         Unit-norm filters, pairwise orthogonal within each group (all of them when ``f_in >= f_out``).
     """
-    c_out, c_in = _check_dim(c_out, "c_out"), _check_dim(c_in, "c_in")
+    c_out, c_in = check_dim(c_out, "c_out"), check_dim(c_in, "c_in")
     if isinstance(kernel_size, (int, np.integer)):
         kernel_size = (int(kernel_size),) * 2
     kernel_size = tuple(kernel_size)

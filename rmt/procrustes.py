@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rmt.conv_operators import _check_kernel, _check_shape, _symbol_from_poly, conv_singular_values
+from .checks import check_finite_array, check_int, check_kernel, check_positive, check_shape
+from .conv_operators import conv_singular_values, symbol_from_poly
 
 __all__ = ["ProcrustesResult", "default_max_iter", "newton_schulz_polar", "procrustes_project"]
 
@@ -101,12 +102,14 @@ def newton_schulz_polar(
     rows, cols = a.shape[-2:]
     tall = rows >= cols
     r = min(rows, cols)
+    check_finite_array(a, "a")
     if tol is None:
         tol = 100.0 * np.sqrt(r) * np.finfo(a.dtype).eps
+    else:
+        tol = check_positive(tol, "tol")
     if max_iter is None:
         max_iter = default_max_iter(a.dtype)
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    max_iter = check_int(max_iter, "max_iter", 1)
     fro = np.sqrt(np.sum(np.abs(a) ** 2, axis=(-2, -1)))
     bound = np.sqrt(np.abs(a).sum(axis=-2).max(axis=-1) * np.abs(a).sum(axis=-1).max(axis=-1))
     scale = float(np.max(np.minimum(fro, bound), initial=0.0))
@@ -164,10 +167,10 @@ def procrustes_project(
     -------
     ProcrustesResult
     """
-    kernel = _check_kernel(kernel)
+    kernel = check_kernel(kernel)
     c_out, c_in, *k = kernel.shape
     ndim = len(k)
-    n = _check_shape(input_shape, ndim, "input_shape")
+    n = check_shape(input_shape, ndim, "input_shape")
     if any(kk > nn for kk, nn in zip(k, n, strict=True)):
         raise ValueError(f"input_shape {n} must be at least the kernel size {tuple(k)} along every axis")
     target = float(target)
@@ -175,12 +178,16 @@ def procrustes_project(
         raise ValueError(f"target must be a positive finite number, got {target!r}")
     if method not in ("newton-schulz", "svd"):
         raise ValueError(f"method must be 'newton-schulz' or 'svd', got {method!r}")
+    if tol is not None:
+        tol = check_positive(tol, "tol")
+    if max_iter is not None:
+        max_iter = check_int(max_iter, "max_iter", 1)
 
     # kernel placed at its offsets on the periodic grid (the stride-1 polyphase array)
     placed = np.zeros((c_out, c_in, *n), dtype=kernel.dtype)
     index = np.ix_(*((np.arange(kk) - kk // 2) % nn for kk, nn in zip(k, n, strict=True)))
     placed[(slice(None), slice(None), *index)] = kernel
-    symbol = _symbol_from_poly(placed.reshape(c_out, c_in, *(1,) * ndim, *n), half=True)  # (*half, c_out, c_in)
+    symbol = symbol_from_poly(placed.reshape(c_out, c_in, *(1,) * ndim, *n), half=True)  # (*half, c_out, c_in)
 
     iterations, converged, residual = 0, True, 0.0
     if method == "svd":

@@ -10,35 +10,31 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from meanfield import get_activation
+
+if TYPE_CHECKING:
+    import pandas as pd
 from meanfield.kernels import kernel_variance as _kernel_variance
 
 from .conv_operators import conv_operator_matrix, conv_singular_values
 from .orthogonal import haar_orthogonal, orthogonal_conv_kernel
-from .spectrum import _check_depth, _fixed_point
-from .transforms import check_positive, check_weights, marchenko_pastur_edges
+from .checks import check_depth, check_int, check_positive, check_weights
+from .transforms import fixed_point_variance, marchenko_pastur_edges
 
 __all__ = ["conv_operator_spectrum", "sample_jacobian_spectrum"]
 
 ARCHITECTURES = ("fc", "conv")
 
 
-def _check_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return int(value)
-
-
 def _image_shape(image_size) -> tuple[int, ...]:
     if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
-        return (_check_int(image_size, "image_size"),)
+        return (check_int(image_size, "image_size"),)
     try:
-        shape = tuple(_check_int(s, "image_size") for s in image_size)
+        shape = tuple(check_int(s, "image_size") for s in image_size)
     except TypeError as exc:
         raise TypeError(f"image_size must be an int n (1-D) or a pair (n, n) (2-D), got {image_size!r}") from exc
     if len(shape) not in (1, 2):
@@ -120,21 +116,25 @@ def sample_jacobian_spectrum(
         Columns ``draw`` (int) and ``lam`` (float), ``N`` rows per draw (``N`` = width, or ``c n^d``), ascending
         within a draw; ``attrs`` holds ``q_star`` and the parameters.
     """
+    import pandas as pd  # noqa: PLC0415 (lazy: keeps `import rmt` light)
+
     act = get_activation(activation)
     weights = check_weights(weights)
-    depth = _check_depth(depth)
-    width = _check_int(width, "width")
-    draws = _check_int(draws, "draws")
+    depth = check_depth(depth)
+    width = check_int(width, "width")
+    draws = check_int(draws, "draws")
     if method not in ("qr", "product"):
         raise ValueError(f"method must be 'qr' or 'product', got {method!r}")
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
     sigma_w2 = check_positive(sigma_w2, "sigma_w2")
-    q = _fixed_point(act, sigma_w2, sigma_b2)
+    q, homogeneous = fixed_point_variance(act, sigma_w2, sigma_b2)
+    sigma_b2 = float(sigma_b2)
+    rescale = homogeneous and sigma_b2 == 0.0  # then only signs matter: keep |x| of order 1 at any depth
     rng = np.random.default_rng(rng)
     if architecture == "conv":
         shape = _image_shape(image_size)
-        kernel_size = _check_int(kernel_size, "kernel_size")
+        kernel_size = check_int(kernel_size, "kernel_size")
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (same-size circular padding), got {kernel_size}")
         v = None if weights == "orthogonal" else _kernel_variance(kernel_variance, kernel_size, ndim=len(shape))
@@ -147,6 +147,7 @@ def sample_jacobian_spectrum(
         h = rng.standard_normal(n) * math.sqrt(q)
         x = act.phi(h)
         q_mat = r_mat = None
+        active = n  # min over layers of the number of nonzero phi'(h^l): the rank of J (fully connected)
         for _ in range(depth):
             if architecture == "conv":
                 w = _layer_conv(width, shape, kernel_size, v, sigma_w2, weights, rng)
@@ -157,7 +158,11 @@ def sample_jacobian_spectrum(
             b = np.repeat(rng.standard_normal(width) * math.sqrt(float(sigma_b2)), pixels)
             h = w @ x + b
             x = act.phi(h)
-            layer = act.dphi(h)[:, None] * w
+            if rescale:
+                x = x / max(float(np.sqrt(np.mean(x * x))), np.finfo(float).tiny)
+            slope = act.dphi(h)
+            active = min(active, int(np.count_nonzero(slope)))
+            layer = slope[:, None] * w
             if r_mat is None:
                 q_mat, r_mat = np.linalg.qr(layer) if method == "qr" else (None, layer)
             elif method == "qr":
@@ -165,10 +170,13 @@ def sample_jacobian_spectrum(
                 r_mat = r_new @ r_mat
             else:
                 r_mat = layer @ r_mat
-        sv = np.linalg.svd(r_mat, compute_uv=False)
-        frames.append(pd.DataFrame({"draw": draw, "lam": np.sort(sv**2)}))
+        lam = np.sort(np.linalg.svd(r_mat, compute_uv=False) ** 2)
+        zero = np.zeros(n, dtype=bool)
+        if architecture == "fc":
+            zero[: n - active] = True
+        frames.append(pd.DataFrame({"draw": draw, "lam": lam, "zero": zero}))
     out = pd.concat(frames, ignore_index=True)
-    out.attrs.update(q_star=q, activation=act.name, sigma_w2=sigma_w2, sigma_b2=float(sigma_b2), depth=depth,
+    out.attrs.update(q_star=math.nan if homogeneous else q, q=q, activation=act.name, sigma_w2=sigma_w2, sigma_b2=float(sigma_b2), depth=depth,
                      width=width, weights=weights, architecture=architecture)
     return out
 
@@ -211,11 +219,13 @@ def conv_operator_spectrum(
         Columns ``s`` and ``density``: the density of singular values ``s`` of the dense matrix in the limit,
         ``2 s rho_MP(s^2)`` on ``[0, 2 sqrt(sigma_w2)]``.
     """
-    image_size = _check_int(image_size, "image_size")
-    kernel_size = _check_int(kernel_size, "kernel_size")
-    num = _check_int(num, "num", 2)
+    import pandas as pd  # noqa: PLC0415 (lazy: keeps `import rmt` light)
+
+    image_size = check_int(image_size, "image_size")
+    kernel_size = check_int(kernel_size, "kernel_size")
+    num = check_int(num, "num", 2)
     sigma_w2 = check_positive(sigma_w2, "sigma_w2")
-    channels = [_check_int(c, "channels") for c in np.atleast_1d(channels)]
+    channels = [check_int(c, "channels") for c in np.atleast_1d(channels)]
     rng = np.random.default_rng(rng)
     frames = []
     for c in channels:

@@ -47,21 +47,26 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
-import pandas as pd
-from scipy.optimize import brentq
 
-from meanfield import get_activation, q_star
+from meanfield import get_activation
 
-from .transforms import D2_RULES, D2Law, check_positive, check_weights, d2_law
+from .checks import check_depth, check_positive, check_weights
+if TYPE_CHECKING:  # pandas is imported where a frame is built (keeps `import rmt` light)
+    import pandas as pd
+
+from .transforms import D2_RULES, D2Law, d2_law, fixed_point_variance
 
 __all__ = ["JacobianSpectrum", "jacobian_moments", "jacobian_spectrum"]
 
 TWO_PI = 2.0 * math.pi
 #: Lowest grid point: lam below this is not representable with a finite density in float64.
 LOG_LAM_FLOOR = math.log(1e-300)
+#: Highest representable upper edge (log of a float64 with room for the density's scale).
+LOG_LAM_CEIL = math.log(1e300)
 NEWTON_TOL = 1e-13
 NEWTON_MAXIT = 60
 #: The grid stops where the core's error bound for M_{D^2} exceeds this (relative).
@@ -247,6 +252,8 @@ def _upper_edge(eq: _Equation) -> tuple[float, float]:
     if idx.size == 0:
         raise RuntimeError("no upper spectral edge found: F'(x) has no zero on the real axis above max phi'^2")
     i = idx[-1]
+    from scipy.optimize import brentq  # noqa: PLC0415 (lazy: scipy.optimize is slow to import)
+
     x_hi = brentq(lambda x: eq.derivs(x)[1].real, xs[i], xs[i + 1], xtol=1e-15 * xs[i + 1], rtol=1e-15)
     return x_hi, eq.derivs(x_hi)[0].real
 
@@ -383,6 +390,8 @@ class JacobianSpectrum:
 
     def to_frame(self) -> pd.DataFrame:
         """``DataFrame`` with columns ``lam``, ``density``; atoms, support, mean and variance in ``attrs``."""
+        import pandas as pd  # noqa: PLC0415 (lazy: keeps `import rmt` light)
+
         frame = pd.DataFrame({"lam": self.lam, "density": self.density})
         frame.attrs.update(
             atoms=list(self.atoms), support=list(self.support), mean=self.mean, variance=self.variance,
@@ -391,8 +400,12 @@ class JacobianSpectrum:
         return frame
 
     def cdf(self, x: np.ndarray | float, left: bool = False) -> np.ndarray:
-        """``P(lam <= x)`` of the whole law (``P(lam < x)`` with ``left=True``): trapezoid in ``log lam`` on the grid,
-        plus ``tail_mass`` below it, plus the atoms."""
+        """``F(x) = P(lam <= x)`` of the whole law (``P(lam < x)`` with ``left=True``), atoms included.
+
+        Continuous part: cumulative trapezoid of the density in ``log lam`` on the grid, plus ``tail_mass`` (the
+        continuous mass below ``lam[0]``, counted from ``lam[0]`` on; below ``lam[0]`` only the atoms are counted).
+        Shape of ``x``.
+        """
         x = np.asarray(x, dtype=np.float64)
         out = np.zeros(x.shape)
         for loc, mass in self.atoms:
@@ -400,58 +413,139 @@ class JacobianSpectrum:
         if self.lam.size:
             cum = self.tail_mass + _integral_log(self.lam, self.density)
             out = out + np.interp(x, self.lam, cum, left=0.0, right=cum[-1])
+        return np.minimum(out, 1.0)
+
+    def quantile(self, p: np.ndarray | float) -> np.ndarray:
+        """Quantile function ``F^{-1}(p) = inf {x : F(x) >= p}`` of the law of ``lam`` (atoms included).
+
+        Inside the grid the cumulative mass is inverted with linear interpolation in ``log lam`` (the density is
+        resolved in ``log lam``); levels that fall on an atom return its location; levels inside ``tail_mass`` (below
+        the grid) return ``lam[0]`` (an upper bound), and levels above the total mass the grid carries return the upper
+        edge.
+
+        Parameters
+        ----------
+        p : array_like
+            Levels in ``[0, 1]`` (any shape).
+        """
+        p = np.asarray(p, dtype=np.float64)
+        if np.any(~np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+            raise ValueError("p must hold probabilities in [0, 1]")
+        # F as a monotone sequence of (x, F(x-), F(x)) knots: atoms and grid points
+        xs, lo, hi = [], [], []
+        for loc, _ in self.atoms:
+            xs.append(loc)
+        if self.lam.size:
+            xs.extend(self.lam.tolist())
+        xs = np.unique(np.asarray(xs, dtype=np.float64))
+        lo = self.cdf(xs, left=True)
+        hi = self.cdf(xs)
+        out = np.empty(p.shape)
+        flat_p, flat = p.ravel(), out.ravel()
+        for n, level in enumerate(flat_p):
+            k = int(np.searchsorted(hi, level, side="left"))  # first knot with F(x_k) >= level
+            if k >= xs.size:
+                flat[n] = xs[-1]
+                continue
+            if level > lo[k] or k == 0 or xs[k] in {a for a, _ in self.atoms}:
+                flat[n] = xs[k]  # reached at x_k itself (an atom, or the first knot)
+                continue
+            # between knots k-1 and k: F is continuous there, interpolate in log lam
+            f0, f1, x0, x1 = hi[k - 1], lo[k], xs[k - 1], xs[k]
+            t = 0.0 if f1 <= f0 else (level - f0) / (f1 - f0)
+            flat[n] = math.exp(math.log(x0) + t * (math.log(x1) - math.log(x0))) if x0 > 0 else x0 + t * (x1 - x0)
         return out
 
-    def ks_distance(self, samples: np.ndarray | pd.Series) -> float:
+    @property
+    def quantile_ratio(self) -> float:
+        """``s_99 / s_1``: ratio of the 99% and 1% quantiles of the singular values ``s = sqrt(lam)`` of ``J``.
+
+        A robust condition number: 1 for an isometry, ``inf`` when more than 1% of the mass sits at ``lam = 0``.
+        """
+        lo, hi = self.quantile([0.01, 0.99])
+        return math.inf if lo <= 0 else float(math.sqrt(hi / lo))
+
+    @property
+    def isometry_fraction(self) -> float:
+        """Fraction of the singular values ``s`` of ``J`` within a factor 2 of 1: ``P(1/2 <= s <= 2)``,
+        i.e. ``P(1/4 <= lam <= 4)``; 1 for an exact isometry."""
+        return float(self.cdf(4.0) - self.cdf(0.25, left=True))
+
+    def summary(self) -> dict:
+        """Near-isometry summaries: ``quantile_ratio``, ``isometry_fraction``, the 1% and 99% quantiles of ``s``."""
+        s01, s99 = np.sqrt(self.quantile([0.01, 0.99]))
+        return {"quantile_ratio": self.quantile_ratio, "isometry_fraction": self.isometry_fraction,
+                "s_q01": float(s01), "s_q99": float(s99)}
+
+    def ks_distance(self, samples: np.ndarray | pd.Series | pd.DataFrame, zero=None,
+                    threshold: float | None = None) -> float:
         """Kolmogorov-Smirnov distance ``sup_x |F_emp(x) - F(x)|`` between sampled eigenvalues and this law.
 
-        Both sides are compared at every sample and just below it (ties and atoms); samples within ``1e-9`` times the
-        largest scale of the law from an atom are taken to sit on it (rounding of sampled eigenvalues). The supremum
-        runs over ``lam >= lam[0]`` (where the law is resolved; below it only the mass ``tail_mass`` is known, and the
-        empirical fraction below ``lam[0]`` is compared with it).
+        ``F`` includes the atoms (its jump at an atom is the atom's mass), ``F_emp`` counts every sample. Sampled
+        eigenvalues that are 0 in exact arithmetic (the atom at 0: ``J`` rank deficient) come out as rounding noise,
+        which at depth overlaps with genuinely tiny eigenvalues of the continuous part (ReLU at depth 20: both below
+        ``1e-50``). Two honest ways to compare them:
+
+        * ``zero`` given (a boolean mask, or the number of exact zeros; read from the ``zero`` column when a
+          :func:`rmt.sample_jacobian_spectrum` frame is passed): those samples are set to exactly 0 (they are the
+          atom), the others compared as they are, over all ``x``.
+        * otherwise, below a rounding threshold ``t`` samples cannot be told apart, but ``F_emp(x)`` for ``x >= t``
+          counts every sample whose true value is ``<= x`` whether it belongs to the atom or to the continuous part
+          (rounding moves no sample across ``x``), and so does ``F(x) = atom + F_continuous(x)``. The supremum is taken
+          over ``x >= t`` (at each sample and just below it, and at ``t``): no sample is attributed to the atom, and
+          the distance is exact on the resolved range. Default ``t = 1e-9`` times the largest scale of the law
+          (the upper edge or the largest atom); pass ``threshold`` to change it (``0`` compares everywhere).
+
+        Samples within ``1e-9`` times that scale of an atom away from 0 are taken to sit on it (rounding).
+
+        Below ``lam[0]`` (when the density reaches ``lam -> 0``) only the mass ``tail_mass`` is known; the sup starts
+        at ``max(t, lam[0])`` and compares the empirical fraction below that point with ``F`` there.
         """
-        everything = np.asarray(samples, dtype=np.float64).ravel().copy()
-        tol = 1e-9 * max([abs(self.support[1])] + [abs(loc) for loc, _ in self.atoms])
-        for loc, _ in self.atoms:
-            everything[np.abs(everything - loc) <= tol] = loc
-        everything.sort()
-        x, n = everything, everything.size
+        if hasattr(samples, "columns") and "lam" in samples.columns:  # a DataFrame of sampled eigenvalues
+            if zero is None and "zero" in samples:
+                zero = samples["zero"].to_numpy()
+            samples = samples["lam"]
+        values = np.asarray(samples, dtype=np.float64).ravel().copy()
+        n = values.size
         if n == 0:
             raise ValueError("samples must not be empty")
-        if self.lam.size:
-            start = self.lam[0]
-            x = x[x >= start]
-            at_start = abs((n - x.size) / n - float(self.cdf(start, left=True)))
+        if not np.all(np.isfinite(values)):
+            raise ValueError("samples must be finite")
+        if zero is not None:
+            if np.ndim(zero) == 0:
+                count = int(zero)
+                if not 0 <= count <= n:
+                    raise ValueError(f"zero must be a count in [0, {n}] or a boolean mask, got {zero!r}")
+                values.sort()
+                values[:count] = 0.0
+            else:
+                mask = np.asarray(zero, dtype=bool).ravel()
+                if mask.size != n:
+                    raise ValueError(f"zero mask has {mask.size} entries for {n} samples")
+                values[mask] = 0.0
+            t = 0.0 if threshold is None else float(threshold)
+        elif threshold is None:
+            t = 1e-9 * max([abs(self.support[1])] + [abs(loc) for loc, _ in self.atoms])
         else:
-            at_start = 0.0
-        if x.size == 0:
-            return float(at_start)
-        emp_right = np.searchsorted(everything, x, side="right") / n
-        emp_left = np.searchsorted(everything, x, side="left") / n
-        gaps = np.concatenate([np.abs(emp_right - self.cdf(x)), np.abs(emp_left - self.cdf(x, left=True))])
-        return float(max(gaps.max(), at_start))
-
-
-def _check_depth(depth) -> int:
-    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)):
-        raise TypeError(f"depth must be an integer >= 1, got {depth!r}")
-    if depth < 1:
-        raise ValueError(f"depth must be an integer >= 1, got {depth}")
-    return int(depth)
-
-
-def _fixed_point(activation, sigma_w2: float, sigma_b2: float) -> float:
-    sigma_w2 = check_positive(sigma_w2, "sigma_w2")
-    sigma_b2 = float(sigma_b2)
-    if not math.isfinite(sigma_b2) or sigma_b2 < 0:
-        raise ValueError(f"sigma_b2 must be finite and >= 0, got {sigma_b2}")
-    q = float(q_star(activation, sigma_w2, sigma_b2))
-    if not math.isfinite(q):
-        raise ValueError(
-            f"no finite fixed point q* for activation={get_activation(activation).name!r}, sigma_w2={sigma_w2}, "
-            f"sigma_b2={sigma_b2}: the Jacobian spectrum at the fixed point is undefined"
-        )
-    return q
+            t = float(threshold)
+        if not math.isfinite(t) or t < 0:
+            raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
+        scale = max([abs(self.support[1])] + [abs(loc) for loc, _ in self.atoms])
+        for loc, _ in self.atoms:
+            if loc != 0.0:  # rounding around an atom away from 0 (e.g. linear orthogonal networks)
+                values[np.abs(values - loc) <= 1e-9 * scale] = loc
+        values.sort()
+        start = max(t, float(self.lam[0])) if self.lam.size and self.tail_mass > 0 else t
+        x = values[values >= start]
+        gaps = [0.0]
+        if start > 0:  # the unresolved part [0, start): compared only through its total mass
+            gaps.append(abs((n - x.size) / n - float(self.cdf(start, left=True))))
+        if x.size:
+            emp_right = np.searchsorted(values, x, side="right") / n
+            emp_left = np.searchsorted(values, x, side="left") / n
+            gaps.append(float(np.max(np.abs(emp_right - self.cdf(x)))))
+            gaps.append(float(np.max(np.abs(emp_left - self.cdf(x, left=True)))))
+        return float(max(gaps))
 
 
 def _series_mul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -557,10 +651,10 @@ def jacobian_moments(activation, sigma_w2: float, sigma_b2: float, depth: int, w
         ``[m_1, ..., m_k]``; ``inf`` (with a ``RuntimeWarning``) where ``chi^(L j)`` overflows float64.
     """
     weights = check_weights(weights)
-    depth = _check_depth(depth)
+    depth = check_depth(depth)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 30:
         raise ValueError(f"k must be an integer from 1 to 30, got {k!r}")
-    q = _fixed_point(activation, sigma_w2, sigma_b2)
+    q, _ = fixed_point_variance(activation, sigma_w2, sigma_b2)
     return _moments_from_law(d2_law(activation, q), float(sigma_w2), depth, weights, int(k))
 
 
@@ -607,31 +701,35 @@ def jacobian_spectrum(activation, sigma_w2: float, sigma_b2: float, depth: int, 
         a ``RuntimeWarning`` and NaN density there.
     """
     weights = check_weights(weights)
-    depth = _check_depth(depth)
+    depth = check_depth(depth)
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 16:
         raise ValueError(f"num must be an integer >= 16, got {num!r}")
     tail_tol = check_positive(tail_tol, "tail_tol")
-    q = _fixed_point(activation, sigma_w2, sigma_b2)
+    q, homogeneous = fixed_point_variance(activation, sigma_w2, sigma_b2)
+    q_reported = math.nan if homogeneous else q
     sigma_w2 = float(sigma_w2)
     law = d2_law(activation, q)
     moments = _moments_from_law(law, sigma_w2, depth, weights, 2)
-    mean, variance = float(moments[0]), float(moments[1] - moments[0] ** 2)
+    mean = float(moments[0])
+    variance = math.inf if math.isinf(moments[1]) else float(moments[1] - moments[0] ** 2)
     params = dict(activation=law.activation, sigma_w2=sigma_w2, sigma_b2=float(sigma_b2), depth=depth,
-                  weights=weights)
+                  weights=weights, q=q)
     zero = law.zero_mass
     atoms: list[tuple[float, float]] = [(0.0, zero)] if zero > 0 else []
     positive = law.values > 0
     if not positive.any():
-        raise ValueError(f"phi' vanishes almost surely for {law.activation!r} at q*={q}: J = 0")
+        raise ValueError(f"phi' vanishes almost surely for {law.activation!r} at q={q}: J = 0")
     if weights == "orthogonal" and np.ptp(law.values[positive]) <= 1e-12 * law.values[positive].max() and zero == 0:
-        location = float(np.exp(depth * math.log(sigma_w2 * law.values[0])))
+        _check_representable(depth * math.log(sigma_w2 * law.values[0]), depth, mean)
+        location = math.exp(depth * math.log(sigma_w2 * law.values[0]))
         empty = np.zeros(0)
-        return JacobianSpectrum(empty, empty, (location, location), mean, variance, ((location, 1.0),), 0.0, q, params)
+        return JacobianSpectrum(empty, empty, (location, location), mean, variance, ((location, 1.0),), 0.0,
+                                q_reported, params)
     if weights == "orthogonal" and depth == 1:
         lam, density, atoms_1 = _pushforward_density(activation, q, sigma_w2, law, num)
         ends = (lam[0], lam[-1]) if lam.size else (min(a for a, _ in atoms_1), max(a for a, _ in atoms_1))
-        return JacobianSpectrum(lam, density, (float(ends[0]), float(ends[1])), mean, variance, atoms_1, 0.0, q,
-                                params)
+        return JacobianSpectrum(lam, density, (float(ends[0]), float(ends[1])), mean, variance, atoms_1, 0.0,
+                                q_reported, params)
     # atoms of D^2 at 0 enter 1 + m = z G_{D^2}(z) through their weights and m not at all
     mass = 1.0 - zero
     for level, (nodes, check_nodes) in enumerate(D2_RULES):
@@ -641,6 +739,7 @@ def jacobian_spectrum(activation, sigma_w2: float, sigma_b2: float, depth: int, 
         coarse = d2_law(activation, q, nodes_per_panel=check_nodes)
         check = None if law.is_point_mass() else _make_equation(coarse, sigma_w2, depth, weights)
         support = _locate_support(eq, check, mass, tail_tol)
+        _check_representable(support.u_hi, depth, mean)
         lam, density, ok = _density_on_grid(eq, support, num)
         soft_lo = support.x_lo is not None
         # mass conservation: what the grid does not carry lies below it
@@ -655,7 +754,22 @@ def jacobian_spectrum(activation, sigma_w2: float, sigma_b2: float, depth: int, 
         )
         density[~ok] = np.nan
     lo = float(lam[0]) if soft_lo else 0.0
-    return JacobianSpectrum(lam, density, (lo, float(lam[-1])), mean, variance, tuple(atoms), tail_mass, q, params)
+    return JacobianSpectrum(lam, density, (lo, float(lam[-1])), mean, variance, tuple(atoms), tail_mass, q_reported,
+                            params)
+
+
+def _check_representable(log_edge: float, depth: int, mean: float) -> None:
+    """Raise ``OverflowError`` with a clear message when the upper edge ``exp(log_edge)`` is beyond float64."""
+    if log_edge > LOG_LAM_CEIL:
+        raise OverflowError(
+            f"the spectrum of J J^T lies beyond the float64 range at depth {depth}: its upper edge is "
+            f"exp({log_edge:.6g}) (mean {mean:.6g}); use a smaller depth"
+        )
+    if log_edge < LOG_LAM_FLOOR:
+        warnings.warn(
+            f"the spectrum of J J^T lies below the float64 range at depth {depth}: its upper edge is "
+            f"exp({log_edge:.6g}); eigenvalues are reported as 0", RuntimeWarning, stacklevel=3,
+        )
 
 
 def _pushforward_density(activation, q: float, sigma_w2: float, law: D2Law, num: int):

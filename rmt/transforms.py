@@ -23,12 +23,15 @@ the accuracy of the quadrature (measured against adaptive quadrature: 1e-11; 1e-
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from meanfield import gaussian_nodes, get_activation
+from meanfield import NoFixedPointWarning, gaussian_nodes, get_activation, q_star
 from meanfield.gaussian import GL_NODES, GL_NODES_CHECK, standard_normal_rule
+
+from .checks import check_positive, check_sigma_b2, check_weights, is_positively_homogeneous
 
 __all__ = [
     "D2_RULES",
@@ -38,6 +41,7 @@ __all__ = [
     "d2_moments",
     "d2_s_transform",
     "d2_stieltjes",
+    "fixed_point_variance",
     "marchenko_pastur_density",
     "marchenko_pastur_edges",
     "weight_moment_generating",
@@ -45,28 +49,9 @@ __all__ = [
     "weight_stieltjes",
 ]
 
-WEIGHT_ENSEMBLES = ("gaussian", "orthogonal")
 #: (nodes per panel, check nodes per panel) of the core's rule, from its default to finer ones that resolve transforms
 #: of D^2 closer to the real axis; the first is the core's own pair (gaussian_nodes and its error check).
 D2_RULES = ((GL_NODES, GL_NODES_CHECK), (4 * GL_NODES, 4 * GL_NODES_CHECK), (16 * GL_NODES, 16 * GL_NODES_CHECK))
-
-
-def check_weights(weights: str) -> str:
-    """Return ``weights`` if it names a supported ensemble, else raise ``ValueError`` naming the argument."""
-    if not isinstance(weights, str) or weights not in WEIGHT_ENSEMBLES:
-        raise ValueError(f"weights must be one of {WEIGHT_ENSEMBLES}, got {weights!r}")
-    return weights
-
-
-def check_positive(value: float, name: str) -> float:
-    """Return ``value`` as a float if it is finite and > 0, else raise ``ValueError`` naming ``name``."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a positive real number, got {value!r}") from exc
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return value
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -337,3 +322,39 @@ def d2_s_transform(
             bad = flat[~ok][0]
             raise RuntimeError(f"M_D2(z) = m did not converge at m={bad} (t={t:.3g}); outside the principal branch?")
     return ((1.0 + flat) / (flat * z)).reshape(m.shape)
+
+
+def fixed_point_variance(activation, sigma_w2: float, sigma_b2: float) -> tuple[float, bool]:
+    """Pre-activation variance ``q`` at which the law of ``D^2`` is taken, and whether the activation is homogeneous.
+
+    For a positively homogeneous activation (``phi(t x) = t phi(x)``, ``t > 0``: ReLU, leaky ReLU, linear;
+    :func:`rmt.checks.is_positively_homogeneous`) ``phi'(h)`` depends only on the sign of ``h``, so the law of
+    ``D^2`` -- and every Jacobian spectrum built from it -- is the same at every ``q > 0``: ``q = 1`` is returned
+    without solving for ``q*`` (which may be 0, infinite or not unique there, e.g. ReLU at ``sigma_w2 = 2``).
+    Otherwise ``q = q*``, the core's fixed point of the length map (Poole et al. 2016, Eq. 3;
+    :func:`meanfield.q_star`).
+
+    Returns
+    -------
+    q : float
+    homogeneous : bool
+
+    Raises
+    ------
+    ValueError
+        Bad variances, or no finite ``q*`` for a non-homogeneous activation.
+    """
+    act = get_activation(activation)
+    sigma_w2 = check_positive(sigma_w2, "sigma_w2")
+    sigma_b2 = check_sigma_b2(sigma_b2)
+    if is_positively_homogeneous(act):
+        return 1.0, True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoFixedPointWarning)  # an infinite q* is reported below as an error
+        q = float(q_star(act, sigma_w2, sigma_b2))
+    if not np.isfinite(q):
+        raise ValueError(
+            f"no finite fixed point q* for activation={act.name!r}, sigma_w2={sigma_w2}, sigma_b2={sigma_b2}: "
+            "the Jacobian spectrum at the fixed point is undefined"
+        )
+    return q, False

@@ -229,6 +229,12 @@ def procrustes_(
         raise ValueError(f"input_shape must have {ndim} entries each >= the kernel size {k}, got {input_shape!r}")
     if not weight.is_floating_point():
         raise TypeError(f"procrustes_ needs a floating-point weight, got {weight.dtype}")
+    if not bool(torch.isfinite(weight).all()):
+        raise ValueError("procrustes_: the conv weight must be finite; it has NaN or infinite entries")
+    if tol is not None:
+        tol = rmt.checks.check_positive(tol, "tol")
+    if max_iter is not None:
+        max_iter = rmt.checks.check_int(max_iter, "max_iter", 1)
     with torch.no_grad():
         work = weight.detach().to(torch.float64 if weight.dtype == torch.float64 else torch.float32)
         index = [(torch.arange(kk, device=work.device) - kk // 2) % nn for kk, nn in zip(k, n, strict=True)]
