@@ -6,7 +6,7 @@
 With ``--json`` one JSON object is printed with the contract keys ``lam``, ``density`` (lists), ``support``
 (``[lo, hi]``), ``mean`` and ``variance``, and the added keys ``atoms`` (``[[location, mass], ...]``), ``tail_mass``,
 ``q_star`` (``null`` for positively homogeneous activations, whose spectrum needs no fixed point), ``quantile_ratio``
-(``s_99 / s_1`` of the singular values ``s = sqrt(lam)``; ``null`` when infinite) and ``isometry_fraction``
+(``s_99 / s_1`` of the singular values ``s = sqrt(lam)``; the string ``"inf"`` when infinite) and ``isometry_fraction``
 (``P(1/2 <= s <= 2)``); otherwise a short summary. ``--out`` writes the grid (``lam``, ``density``) as CSV or
 Parquet, or the JSON object for a ``.json`` name (written atomically). Bad flags exit with status 2 and a one-line
 message naming the flag (the flag parsers are those of :mod:`meanfield.cli`); a computation that fails (no finite

@@ -402,7 +402,8 @@ class JacobianSpectrum:
     def cdf(self, x: np.ndarray | float, left: bool = False) -> np.ndarray:
         """``F(x) = P(lam <= x)`` of the whole law (``P(lam < x)`` with ``left=True``), atoms included.
 
-        Continuous part: cumulative trapezoid of the density in ``log lam`` on the grid, plus ``tail_mass`` (the
+        Continuous part: cumulative trapezoid of the density in ``log lam`` on the grid (interpolated linearly in
+        ``log lam``, consistently with :meth:`quantile`), plus ``tail_mass`` (the
         continuous mass below ``lam[0]``, counted from ``lam[0]`` on; below ``lam[0]`` only the atoms are counted).
         Shape of ``x``.
         """
@@ -412,7 +413,10 @@ class JacobianSpectrum:
             out = out + np.where((x > loc) if left else (x >= loc), mass, 0.0)
         if self.lam.size:
             cum = self.tail_mass + _integral_log(self.lam, self.density)
-            out = out + np.interp(x, self.lam, cum, left=0.0, right=cum[-1])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_x = np.log(np.where(x > 0, x, np.nan))
+            inside = np.interp(np.nan_to_num(log_x, nan=-np.inf), np.log(self.lam), cum, left=0.0, right=cum[-1])
+            out = out + np.where(x >= self.lam[0], inside, 0.0)
         return np.minimum(out, 1.0)
 
     def quantile(self, p: np.ndarray | float) -> np.ndarray:
