@@ -86,7 +86,7 @@ class BatchNormSpectrum:
     rank : int or ndarray of shape ``(d,)``
         Numerical rank: the number of ``|eigenvalue| > tol``.
     tol : float or ndarray of shape ``(d,)``
-        Rank tolerance used, ``m * eps(dtype) * max(|rho|, max|eigenvalue|)`` unless given (numpy's ``matrix_rank``
+        Rank tolerance used, ``10 m eps(dtype) max(|rho|, max|eigenvalue|)`` unless given (numpy's ``matrix_rank``
         rule on the scale of ``J``, so an exactly-zero Jacobian, ``m = 2`` with ``eps = 0``, has rank 0).
     rho : float or ndarray of shape ``(d,)``
         ``gamma / sqrt(var + eps)``, the predicted ``m - 2``-fold eigenvalue.
@@ -111,8 +111,8 @@ def batchnorm_spectrum(
     x, gamma, eps
         As in :func:`batchnorm_jacobian`.
     tol : float, optional
-        Absolute rank tolerance; default ``m * eps(dtype) * max(|rho|, max|eigenvalue|)`` per feature. With ``eps = 0`` the rank is
-        ``m - 2``.
+        Absolute rank tolerance; default ``10 m eps(dtype) max(|rho|, max|eigenvalue|)`` per feature (the scale of
+        ``J``, so an exactly-zero Jacobian has rank 0). With ``eps = 0`` the rank is ``m - 2``.
 
     Returns
     -------
@@ -132,7 +132,7 @@ def batchnorm_spectrum(
         # relative to the scale of J (|rho|, its largest possible eigenvalue), not to max|eigenvalue|: for m = 2 and
         # eps = 0, J is exactly 0 and its computed eigenvalues are rounding noise
         scale = np.maximum(np.abs(rho), np.max(np.abs(eig), axis=-1))
-        tols = m * np.finfo(eig.dtype).eps * scale
+        tols = 10.0 * m * np.finfo(eig.dtype).eps * scale  # J is formed with a few roundings per entry
     else:
         tol = float(tol)
         if not np.isfinite(tol) or tol < 0:

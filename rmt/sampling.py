@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,9 +19,9 @@ if TYPE_CHECKING:
     import pandas as pd
 from meanfield.kernels import kernel_variance as _kernel_variance
 
+from .checks import check_depth, check_int, check_positive, check_weights
 from .conv_operators import conv_operator_matrix, conv_singular_values
 from .orthogonal import haar_orthogonal, orthogonal_conv_kernel
-from .checks import check_depth, check_int, check_positive, check_weights
 from .transforms import fixed_point_variance, marchenko_pastur_edges
 
 __all__ = ["conv_operator_spectrum", "sample_jacobian_spectrum"]
@@ -176,7 +175,8 @@ def sample_jacobian_spectrum(
             zero[: n - active] = True
         frames.append(pd.DataFrame({"draw": draw, "lam": lam, "zero": zero}))
     out = pd.concat(frames, ignore_index=True)
-    out.attrs.update(q_star=math.nan if homogeneous else q, q=q, activation=act.name, sigma_w2=sigma_w2, sigma_b2=float(sigma_b2), depth=depth,
+    out.attrs.update(q_star=math.nan if homogeneous else q, q=q, activation=act.name, sigma_w2=sigma_w2,
+                     sigma_b2=sigma_b2, depth=depth,
                      width=width, weights=weights, architecture=architecture)
     return out
 

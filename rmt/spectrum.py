@@ -55,6 +55,7 @@ import numpy as np
 from meanfield import get_activation
 
 from .checks import check_depth, check_positive, check_weights
+
 if TYPE_CHECKING:  # pandas is imported where a frame is built (keeps `import rmt` light)
     import pandas as pd
 
