@@ -55,6 +55,7 @@ import numpy as np
 from meanfield import get_activation
 
 from .checks import check_depth, check_positive, check_weights
+from .layers import LayeredEquation, Layers, layered_laws, network_layers
 
 if TYPE_CHECKING:  # pandas is imported where a frame is built (keeps `import rmt` light)
     import pandas as pd
@@ -672,8 +673,8 @@ def _grid(lo: float, hi: float, num: int, soft_lo: bool) -> np.ndarray:
     return out
 
 
-def jacobian_spectrum(activation, sigma_w2: float, sigma_b2: float, depth: int, weights: str = "orthogonal",
-                      num: int = 2000, tail_tol: float = 1e-10) -> JacobianSpectrum:
+def jacobian_spectrum(activation, sigma_w2, sigma_b2, depth: int, weights: str = "orthogonal",
+                      num: int = 2000, tail_tol: float = 1e-10, widths=None) -> JacobianSpectrum:
     """Limiting density of the eigenvalues ``lam`` of ``J J^T`` for a deep network at its fixed point ``q*``.
 
     See the module docstring for the method, the support and atoms, and the accuracy.
@@ -710,6 +711,11 @@ def jacobian_spectrum(activation, sigma_w2: float, sigma_b2: float, depth: int, 
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 16:
         raise ValueError(f"num must be an integer >= 16, got {num!r}")
     tail_tol = check_positive(tail_tol, "tail_tol")
+    if widths is not None or any(isinstance(v, (list, tuple, np.ndarray)) for v in (activation, sigma_w2, sigma_b2)):
+        layers = network_layers(activation, sigma_w2, sigma_b2, depth, weights, widths)
+        if not layers.uniform:
+            return _layered_spectrum(layers, int(num), tail_tol)
+        activation, sigma_w2, sigma_b2 = layers.activations[0], layers.sigma_w2[0], layers.sigma_b2[0]
     q, homogeneous = fixed_point_variance(activation, sigma_w2, sigma_b2)
     q_reported = math.nan if homogeneous else q
     sigma_w2 = float(sigma_w2)
@@ -874,3 +880,164 @@ def _integral_log(lam: np.ndarray, density: np.ndarray) -> np.ndarray:
     f = density * lam
     steps = 0.5 * (f[1:] + f[:-1]) * np.diff(np.log(lam))
     return np.concatenate([[0.0], np.cumsum(steps)])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# layered networks: rectangular layers, per-layer parameters (rmt.layers)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _layered_newton(eq: LayeredEquation, u: float, m0: complex, z0: np.ndarray, maxit: int = NEWTON_MAXIT):
+    """Solve ``log Z_J(m) = u`` from ``(m0, z0)``; returns ``(m, z, converged)`` (backtracking on the residual)."""
+    m, z = complex(m0), z0
+    f, f1, _ = eq.derivs(m, z)
+    r = _wrap(f - u)
+    floor = 4e-16 * (1.0 + abs(u) + eq.alpha.size)
+    for _ in range(maxit):
+        if abs(r) <= floor:
+            return m, z, True
+        dm = -r / f1
+        step = 1.0
+        for _ in range(30):
+            mn = m + step * dm
+            zn = eq.solve_z(mn, z)
+            if zn is not None and np.all(np.isfinite(zn)):
+                fn, f1n, _ = eq.derivs(mn, zn)
+                rn = _wrap(fn - u)
+                if abs(rn) < abs(r):
+                    break
+            step *= 0.5
+        else:
+            return m, z, abs(r) <= 100 * floor
+        moved = abs(mn - m)
+        m, z, f1, r = mn, zn, f1n, rn
+        if moved <= NEWTON_TOL * abs(m):
+            return m, z, True
+    return m, z, abs(r) <= 100 * floor
+
+
+def _layered_spectrum(layers: Layers, num: int, tail_tol: float) -> JacobianSpectrum:
+    """The law of ``J J^T`` (output side) for a :class:`rmt.layers.Layers` description (see :mod:`rmt.layers`)."""
+    laws = layered_laws(layers)
+    n = layers.widths
+    zero_mass = np.array([law.zero_mass for law in laws])
+    rank = min(n[0], float(np.min(n[1:] * (1.0 - zero_mass))))
+    atom0 = max(0.0, 1.0 - rank / n[-1])
+    mass = 1.0 - atom0
+    k = np.ones(layers.depth) if layers.weights == "gaussian" else np.minimum(1.0, n[:-1] / n[1:])
+    mu1 = np.array([law.moments(1)[0] for law in laws])
+    log_mean = float(np.sum(np.log(layers.sigma_w2 * k * mu1)))
+    _check_representable(log_mean, layers.depth, math.exp(min(log_mean, 700.0)))
+    eq = LayeredEquation(layers, laws)
+    # upper edge: first zero of F'(m) on the real axis, m from 0+ upwards (lam from +inf downwards)
+    ms = np.logspace(-12, 10, 900)
+    z = eq.solve_z(ms[0])
+    f1s, zs = [], []
+    for mi in ms:
+        z = eq.solve_z(mi, z)
+        if z is None:
+            break
+        zs.append(z)
+        f1s.append(eq.derivs(mi, z)[1].real)
+    f1s = np.array(f1s)
+    cross = np.nonzero((f1s[:-1] < 0) & (f1s[1:] >= 0))[0]
+    if cross.size == 0:
+        raise RuntimeError("no upper spectral edge found for these layers (F'(m) has no zero for real m > 0)")
+    i = int(cross[0])
+    lo_m, hi_m, z_lo = ms[i], ms[i + 1], zs[i]
+    for _ in range(200):  # bisection on F'(m) = 0 (z continued from the lower end)
+        mid = 0.5 * (lo_m + hi_m)
+        z_mid = eq.solve_z(mid, z_lo)
+        if eq.derivs(mid, z_mid)[1].real < 0:
+            lo_m, z_lo = mid, z_mid
+        else:
+            hi_m = mid
+        if hi_m - lo_m <= 1e-15 * hi_m:
+            break
+    m_e = 0.5 * (lo_m + hi_m)
+    z_e = eq.solve_z(m_e, z_lo)
+    f_e, _, f2_e = eq.derivs(m_e, z_e)
+    u_hi = f_e.real
+    _check_representable(u_hi, layers.depth, math.exp(min(log_mean, 700.0)))
+
+    def start_near_edge(u):
+        return complex(m_e, -math.sqrt(max(2.0 * (u_hi - u) / max(f2_e.real, 1e-300), 0.0)))
+
+    # walk down in u = log lam to a soft lower edge, the tail cutoff or the float64 floor
+    h = 1e-6 * max(1.0, abs(u_hi))
+    u, m, zc = u_hi, complex(m_e), z_e
+    walk = [(u_hi, complex(m_e), z_e)]
+    rho_prev = rho_max = 0.0
+    first = True
+    u_lo, soft = None, False
+    while True:
+        u_new = max(u - h, LOG_LAM_FLOOR)
+        guess = start_near_edge(u_new) if first else m + (u_new - u) / eq.derivs(m, zc)[1]
+        if guess.imag > 0:
+            guess = guess.conjugate()
+        m_new, z_new, conv = _layered_newton(eq, u_new, guess, zc)
+        if m_new.imag > 0:
+            m_new, z_new = m_new.conjugate(), np.conj(z_new)
+        jump = abs(m_new - guess) > 0.5 * abs(m_new - m) + 1e-12 * abs(m)
+        rel_imag = -m_new.imag / max(abs(m_new), 1e-300)
+        if not conv or jump or (first and rel_imag < 1e-10):
+            h *= 0.5
+            if h < 1e-14 * max(1.0, abs(u)):
+                raise RuntimeError(f"continuation of the layered Jacobian spectrum stalled at lam = exp({u:.6g})")
+            continue
+        if rel_imag < 1e-9 and not first:
+            u_lo, soft = u, True  # back on the real axis: a soft lower edge between u_new and u
+            break
+        first = False
+        rho = -m_new.imag / math.pi
+        rho_max = max(rho_max, rho)
+        kappa = (math.log(rho_prev) - math.log(rho)) / (u - u_new) if rho_prev > 0 and rho > 0 else 0.0
+        walk.append((u_new, m_new, z_new))
+        if u_new <= LOG_LAM_FLOOR or (kappa > 0 and rho / kappa < tail_tol * mass):
+            u_lo = u_new
+            break
+        u, m, zc, rho_prev = u_new, m_new, z_new, rho
+        h = min(2.0 * h, max(1e-6, 0.05 * (u_hi - u) + 0.5 * h))
+    # density on the grid by continuation from the walk's nearest point above each grid point
+    lo_lam, hi_lam = math.exp(u_lo), math.exp(u_hi)
+    if (not soft) or hi_lam > 10.0 * lo_lam:
+        u_grid = _grid(u_lo, u_hi, num, soft)
+    else:
+        u_grid = np.log(_grid(lo_lam, hi_lam, num, soft))
+        u_grid[0], u_grid[-1] = u_lo, u_hi
+    walk_u = np.array([w[0] for w in walk])
+    density_log = np.zeros(num)
+    ok = np.ones(num, dtype=bool)
+    for j in range(num - 2, -1, -1):
+        target = u_grid[j]
+        idx = int(np.searchsorted(-walk_u, -target, side="left")) - 1  # last walk point with u >= target
+        idx = min(max(idx, 0), len(walk) - 1)
+        u0, m0, z0 = walk[idx]
+        if idx == 0:
+            m0, z0 = start_near_edge(target), eq.solve_z(start_near_edge(target), z_e)
+        else:
+            m0 = m0 + (target - u0) / eq.derivs(m0, z0)[1]
+        m_j, z_j, conv = _layered_newton(eq, target, m0, z0)
+        ok[j] = conv and z_j is not None
+        density_log[j] = max(-m_j.imag, 0.0) / math.pi if ok[j] else 0.0
+    if soft:
+        density_log[0] = 0.0
+    lam = np.exp(u_grid)
+    density = density_log / lam
+    tail_mass = 0.0 if soft else max(0.0, mass - _integral_log(lam, density)[-1])
+    if not ok.all():
+        warnings.warn(f"Newton failed at {int(np.sum(~ok))} of {num} grid points; density set to NaN there",
+                      RuntimeWarning, stacklevel=3)
+        density[~ok] = np.nan
+    atoms = ((0.0, atom0),) if atom0 > 0 else ()
+    good = np.isfinite(density)
+    f = np.where(good, density * lam, 0.0)
+    grid_m1 = float(np.trapezoid(f * lam, u_grid))
+    grid_m2 = float(np.trapezoid(f * lam**2, u_grid))
+    mean = math.exp(log_mean)
+    variance = grid_m2 - grid_m1**2  # from the grid (the exact series is for square layers)
+    params = dict(activation=[a.name for a in layers.activations], sigma_w2=layers.sigma_w2.tolist(),
+                  sigma_b2=layers.sigma_b2.tolist(), depth=layers.depth, weights=layers.weights,
+                  widths=layers.widths.tolist(), q=layers.q.tolist())
+    lo = float(lam[0]) if soft else 0.0
+    return JacobianSpectrum(lam, density, (lo, float(lam[-1])), mean, variance, atoms, tail_mass, math.nan, params)
