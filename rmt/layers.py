@@ -36,6 +36,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from meanfield import gaussian_nodes, get_activation
@@ -160,7 +161,7 @@ class LayeredEquation:
         depth = layers.depth
         keys: dict = {}
         self.group_of = np.empty(depth, dtype=int)
-        self.d, self.w, self.r = [], [], []
+        self.d, self.w, self.r, self.w0 = [], [], [], []
         for layer in range(depth):
             r = float(n[-1] / n[layer + 1])
             key = (id(laws[layer]), r)
@@ -169,6 +170,7 @@ class LayeredEquation:
                 keep = laws[layer].values > 0  # atoms at 0 do not enter M(z)
                 self.d.append(laws[layer].values[keep])
                 self.w.append(laws[layer].weights[keep])
+                self.w0.append(float(laws[layer].weights[~keep].sum()))
                 self.r.append(r)
             self.group_of[layer] = keys[key]
         self.r = np.array(self.r)
@@ -189,49 +191,142 @@ class LayeredEquation:
         self.mu2 = np.array([np.dot(w, d * d) for d, w in zip(self.d, self.w, strict=True)])
         self.z = None
 
-    def _m_of_z(self, g: int, z: complex) -> tuple[complex, complex, complex]:
-        """``(M, M', M'')`` of group ``g`` at ``z``."""
-        rr = 1.0 / (z - self.d[g])
-        t = self.w[g] * self.d[g] * rr
-        return t.sum(), -(t * rr).sum(), 2.0 * (t * rr * rr).sum()
+        self.offsets = np.concatenate([[0], np.cumsum([d.size for d in self.d])]).astype(np.int64)
+        self.d_all = np.concatenate(self.d)
+        self.w_all = np.concatenate(self.w)
+        self.args = (self.d_all, self.w_all, self.offsets, self.r, self.group_of.astype(np.int64), self.rl,
+                     self.alpha, self.beta, self.gamma, self.const, np.array(self.w0))
 
     def solve_z(self, m: complex, z0=None) -> np.ndarray | None:
         """Inner solutions ``z_g`` with ``M_g(z_g) = r_g m`` (Newton on ``1/M = 1/(r m)`` from ``z0``)."""
         if z0 is None:
             z0 = self.mu1 / (self.r * m) + self.mu2 / self.mu1
-        out = np.array(z0, dtype=np.complex128)
-        for g in range(len(self.d)):
-            target = 1.0 / (self.r[g] * m)
-            z = out[g]
-            for _ in range(60):
-                big_m, dm, _ = self._m_of_z(g, z)
-                step = -(1.0 / big_m - target) / (-dm / big_m**2)
-                z = z + step
-                if abs(step) <= 1e-14 * abs(z):
-                    break
-            else:
-                return None
-            out[g] = z
-        return out
+        z, ok = _solve_z(complex(m), np.asarray(z0, dtype=np.complex128), *self.args[:4])
+        return z if ok else None
 
     def derivs(self, m: complex, z: np.ndarray) -> tuple[complex, complex, complex]:
         """``(F, F', F'')`` at ``m`` given the inner solutions ``z``."""
-        mu = self.rl * m
-        zl = z[self.group_of]
-        dz = np.empty(len(self.d), dtype=np.complex128)
-        d2z = np.empty(len(self.d), dtype=np.complex128)
-        for g in range(len(self.d)):
-            _, m1, m2 = self._m_of_z(g, z[g])
-            dz[g] = self.r[g] / m1
-            d2z[g] = -m2 * dz[g] ** 2 / m1
-        dzl, d2zl = dz[self.group_of], d2z[self.group_of]
-        f = np.sum(self.alpha * np.log(mu) + self.beta * np.log1p(mu) + np.log1p(self.gamma * mu) + self.const
-                   + np.log(zl))
-        f1 = np.sum(self.alpha / m + self.beta * self.rl / (1.0 + mu) + self.gamma * self.rl / (1.0 + self.gamma * mu)
-                    + dzl / zl)
-        f2 = np.sum(-self.alpha / m**2 - self.beta * self.rl**2 / (1.0 + mu) ** 2
-                    - (self.gamma * self.rl) ** 2 / (1.0 + self.gamma * mu) ** 2 + (d2zl * zl - dzl**2) / zl**2)
-        return complex(f), complex(f1), complex(f2)
+        return _layered_derivs(complex(m), z, *self.args)
+
+    def newton(self, u: float, m0: complex, z0: np.ndarray, tol: float, maxit: int):
+        """Solve ``F(m) = u`` (mod ``2 pi i``) from ``(m0, z0)``: ``(m, z, converged)``."""
+        return _layered_newton(float(u), complex(m0), np.asarray(z0, dtype=np.complex128), tol, maxit, *self.args)
+
+
+@numba.njit(cache=True)
+def _m_of_z(z, d, w):
+    """``(M, M', M'', G)`` of the atoms ``d > 0`` with weights ``w`` at ``z`` (``G = sum w / (z - d)``)."""
+    big_m = 0j
+    m1 = 0j
+    m2 = 0j
+    g0 = 0j
+    for i in range(d.shape[0]):
+        rr = 1.0 / (z - d[i])
+        g0 += w[i] * rr
+        t = w[i] * d[i] * rr
+        big_m += t
+        t = t * rr
+        m1 -= t
+        m2 += 2.0 * t * rr
+    return big_m, m1, m2, g0
+
+
+@numba.njit(cache=True)
+def _solve_z(m, z0, d_all, w_all, offsets, r):
+    out = z0.copy()
+    for g in range(r.shape[0]):
+        d = d_all[offsets[g]:offsets[g + 1]]
+        w = w_all[offsets[g]:offsets[g + 1]]
+        target = 1.0 / (r[g] * m)
+        scale = d.max() if d.shape[0] else 1.0  # z is resolved relative to the range of the atoms
+        z = out[g]
+        done = False
+        for _ in range(80):
+            big_m, m1, _, _ = _m_of_z(z, d, w)
+            if big_m == 0 or m1 == 0:
+                return out, False
+            step = (1.0 / big_m - target) * big_m * big_m / m1
+            z = z + step
+            if abs(step) <= 1e-14 * (abs(z) + scale):
+                done = True
+                break
+        if not done:
+            return out, False
+        out[g] = z
+    return out, True
+
+
+@numba.njit(cache=True)
+def _layered_derivs(m, z, d_all, w_all, offsets, r, group_of, rl, alpha, beta, gamma, const, w0):
+    """``(F, F', F'')`` of ``F(m) = log Z_J(m)``; ``1 + m_l`` is summed as ``z G(z) + P(d = 0)`` (no cancellation
+    as ``m_l -> -1``, deep into a hard edge)."""
+    ng = r.shape[0]
+    dz = np.empty(ng, dtype=np.complex128)
+    d2z = np.empty(ng, dtype=np.complex128)
+    p = np.empty(ng, dtype=np.complex128)
+    for g in range(ng):
+        _, m1, m2, g0 = _m_of_z(z[g], d_all[offsets[g]:offsets[g + 1]], w_all[offsets[g]:offsets[g + 1]])
+        dz[g] = r[g] / m1
+        d2z[g] = -m2 * dz[g] * dz[g] / m1
+        p[g] = z[g] * g0 + w0[g]
+    f = 0j
+    f1 = 0j
+    f2 = 0j
+    for layer in range(rl.shape[0]):
+        g = group_of[layer]
+        mu = rl[layer] * m
+        onep = p[g]  # 1 + mu = 1 + M_g(z_g)
+        onegp = onep if gamma[layer] == 1.0 else 1.0 + gamma[layer] * mu
+        zl = z[g]
+        f += alpha[layer] * np.log(mu) + beta[layer] * np.log(onep) + np.log(onegp) + const[layer] + np.log(zl)
+        f1 += alpha[layer] / m + beta[layer] * rl[layer] / onep + gamma[layer] * rl[layer] / onegp + dz[g] / zl
+        f2 += -alpha[layer] / (m * m) - beta[layer] * rl[layer] ** 2 / (onep * onep) \
+            - (gamma[layer] * rl[layer]) ** 2 / (onegp * onegp) + (d2z[g] * zl - dz[g] * dz[g]) / (zl * zl)
+    return f, f1, f2
+
+
+@numba.njit(cache=True)
+def _wrap_nb(r):
+    return complex(r.real, r.imag - TWO_PI * math.floor((r.imag + math.pi) / TWO_PI))
+
+
+@numba.njit(cache=True)
+def _layered_newton(u, m0, z0, tol, maxit, d_all, w_all, offsets, r, group_of, rl, alpha, beta, gamma, const,
+                    w0):
+    m = m0
+    z, ok = _solve_z(m, z0, d_all, w_all, offsets, r)
+    if not ok:
+        return m, z0, False
+    f, f1, _ = _layered_derivs(m, z, d_all, w_all, offsets, r, group_of, rl, alpha, beta, gamma, const, w0)
+    res = _wrap_nb(f - u)
+    # F is known to about eps (1 + |u| + L + |m F'(m)|): near a hard edge (m -> -1) F' is large
+    floor = 4e-16 * (1.0 + abs(u) + rl.shape[0] + abs(m * f1))
+    for _ in range(maxit):
+        if abs(res) <= floor:
+            return m, z, True
+        dm = -res / f1
+        step = 1.0
+        found = False
+        mn = m
+        zn = z
+        for _ in range(30):
+            mn = m + step * dm
+            zn, ok = _solve_z(mn, z, d_all, w_all, offsets, r)
+            if ok:
+                fn, f1n, _ = _layered_derivs(mn, zn, d_all, w_all, offsets, r, group_of, rl, alpha, beta, gamma,
+                                             const, w0)
+                rn = _wrap_nb(fn - u)
+                if abs(rn) < abs(res):
+                    found = True
+                    break
+            step *= 0.5
+        if not found:
+            return m, z, abs(res) <= 100 * floor
+        moved = abs(mn - m)
+        m, z, f1, res = mn, zn, f1n, rn
+        if moved <= tol * abs(m):
+            return m, z, True
+    return m, z, abs(res) <= 100 * floor
 
 
 def _wrap(r: complex) -> complex:

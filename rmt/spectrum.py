@@ -887,33 +887,9 @@ def _integral_log(lam: np.ndarray, density: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _layered_newton(eq: LayeredEquation, u: float, m0: complex, z0: np.ndarray, maxit: int = NEWTON_MAXIT):
-    """Solve ``log Z_J(m) = u`` from ``(m0, z0)``; returns ``(m, z, converged)`` (backtracking on the residual)."""
-    m, z = complex(m0), z0
-    f, f1, _ = eq.derivs(m, z)
-    r = _wrap(f - u)
-    floor = 4e-16 * (1.0 + abs(u) + eq.alpha.size)
-    for _ in range(maxit):
-        if abs(r) <= floor:
-            return m, z, True
-        dm = -r / f1
-        step = 1.0
-        for _ in range(30):
-            mn = m + step * dm
-            zn = eq.solve_z(mn, z)
-            if zn is not None and np.all(np.isfinite(zn)):
-                fn, f1n, _ = eq.derivs(mn, zn)
-                rn = _wrap(fn - u)
-                if abs(rn) < abs(r):
-                    break
-            step *= 0.5
-        else:
-            return m, z, abs(r) <= 100 * floor
-        moved = abs(mn - m)
-        m, z, f1, r = mn, zn, f1n, rn
-        if moved <= NEWTON_TOL * abs(m):
-            return m, z, True
-    return m, z, abs(r) <= 100 * floor
+def _layered_newton(eq: LayeredEquation, u: float, m0: complex, z0: np.ndarray):
+    """Solve ``log Z_J(m) = u`` from ``(m0, z0)``; returns ``(m, z, converged)``."""
+    return eq.newton(u, m0, z0, NEWTON_TOL, NEWTON_MAXIT)
 
 
 def _layered_spectrum(layers: Layers, num: int, tail_tol: float) -> JacobianSpectrum:
@@ -1005,21 +981,37 @@ def _layered_spectrum(layers: Layers, num: int, tail_tol: float) -> JacobianSpec
     else:
         u_grid = np.log(_grid(lo_lam, hi_lam, num, soft))
         u_grid[0], u_grid[-1] = u_lo, u_hi
-    walk_u = np.array([w[0] for w in walk])
     density_log = np.zeros(num)
     ok = np.ones(num, dtype=bool)
+    u_prev, m_prev, z_prev = u_hi, complex(m_e), z_e
     for j in range(num - 2, -1, -1):
         target = u_grid[j]
-        idx = int(np.searchsorted(-walk_u, -target, side="left")) - 1  # last walk point with u >= target
-        idx = min(max(idx, 0), len(walk) - 1)
-        u0, m0, z0 = walk[idx]
-        if idx == 0:
-            m0, z0 = start_near_edge(target), eq.solve_z(start_near_edge(target), z_e)
+        nsub, done = 1, False
+        while nsub <= 1 << 10 and not done:
+            uc, mc, zc = u_prev, m_prev, z_prev
+            done = True
+            for step in range(1, nsub + 1):
+                us = u_prev + (target - u_prev) * step / nsub
+                guess = start_near_edge(us) if uc == u_hi else mc + (us - uc) / eq.derivs(mc, zc)[1]
+                if guess.imag > 0:
+                    guess = guess.conjugate()
+                z_guess = eq.solve_z(guess, zc)
+                if z_guess is None:
+                    done = False
+                    break
+                mc_new, zc_new, conv = _layered_newton(eq, us, guess, z_guess)
+                if not conv:
+                    done = False
+                    break
+                if mc_new.imag > 0:
+                    mc_new, zc_new = mc_new.conjugate(), np.conj(zc_new)
+                uc, mc, zc = us, mc_new, zc_new
+            nsub *= 2
+        if done:
+            u_prev, m_prev, z_prev = target, mc, zc
+            density_log[j] = max(-mc.imag, 0.0) / math.pi
         else:
-            m0 = m0 + (target - u0) / eq.derivs(m0, z0)[1]
-        m_j, z_j, conv = _layered_newton(eq, target, m0, z0)
-        ok[j] = conv and z_j is not None
-        density_log[j] = max(-m_j.imag, 0.0) / math.pi if ok[j] else 0.0
+            ok[j] = False
     if soft:
         density_log[0] = 0.0
     lam = np.exp(u_grid)
