@@ -4,6 +4,8 @@ Imports only numpy/scipy/numba and :mod:`meanfield`; never torch.
 """
 
 # --- Jacobian spectra (free probability, sampled networks) ---
+from rmt import checks  # noqa: F401  (shared argument checks, public)
+from rmt.layers import Layers, network_layers  # noqa: F401
 from rmt.sampling import conv_operator_spectrum, sample_jacobian_spectrum  # noqa: F401
 from rmt.spectrum import JacobianSpectrum, jacobian_moments, jacobian_spectrum  # noqa: F401
 from rmt.transforms import (  # noqa: F401
@@ -13,6 +15,7 @@ from rmt.transforms import (  # noqa: F401
     d2_moments,
     d2_s_transform,
     d2_stieltjes,
+    fixed_point_variance,
     marchenko_pastur_density,
     marchenko_pastur_edges,
     weight_moment_generating,

@@ -206,7 +206,11 @@ class LayeredEquation:
 
     def derivs(self, m: complex, z: np.ndarray) -> tuple[complex, complex, complex]:
         """``(F, F', F'')`` at ``m`` given the inner solutions ``z``."""
-        return _layered_derivs(complex(m), z, *self.args)
+        try:
+            return _layered_derivs(complex(m), z, *self.args)
+        except ZeroDivisionError:  # z exactly on an atom of D^2 (real axis)
+            nan = complex(math.nan, math.nan)
+            return nan, nan, nan
 
     def newton(self, u: float, m0: complex, z0: np.ndarray, tol: float, maxit: int):
         """Solve ``F(m) = u`` (mod ``2 pi i``) from ``(m0, z0)``: ``(m, z, converged)``."""

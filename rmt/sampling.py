@@ -13,16 +13,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from meanfield import get_activation
-
 if TYPE_CHECKING:
     import pandas as pd
 from meanfield.kernels import kernel_variance as _kernel_variance
 
-from .checks import check_depth, check_int, check_positive, check_weights
+from .checks import check_depth, check_int, check_positive, check_weights, is_positively_homogeneous
 from .conv_operators import conv_operator_matrix, conv_singular_values
+from .layers import network_layers
 from .orthogonal import haar_orthogonal, orthogonal_conv_kernel
-from .transforms import fixed_point_variance, marchenko_pastur_edges
+from .transforms import marchenko_pastur_edges
 
 __all__ = ["conv_operator_spectrum", "sample_jacobian_spectrum"]
 
@@ -66,6 +65,7 @@ def sample_jacobian_spectrum(
     kernel_variance: str | np.ndarray | Sequence = "uniform",
     method: str = "qr",
     rng: np.random.Generator | int | None = None,
+    widths: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Eigenvalues of ``J J^T`` for random finite networks whose input sits at the fixed point ``q*``.
 
@@ -117,19 +117,27 @@ def sample_jacobian_spectrum(
     """
     import pandas as pd  # noqa: PLC0415 (lazy: keeps `import rmt` light)
 
-    act = get_activation(activation)
     weights = check_weights(weights)
     depth = check_depth(depth)
-    width = check_int(width, "width")
     draws = check_int(draws, "draws")
     if method not in ("qr", "product"):
         raise ValueError(f"method must be 'qr' or 'product', got {method!r}")
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
-    sigma_w2 = check_positive(sigma_w2, "sigma_w2")
-    q, homogeneous = fixed_point_variance(act, sigma_w2, sigma_b2)
-    sigma_b2 = float(sigma_b2)
-    rescale = homogeneous and sigma_b2 == 0.0  # then only signs matter: keep |x| of order 1 at any depth
+    if widths is not None:
+        if architecture != "fc":
+            raise ValueError("widths (rectangular layers) are supported for architecture='fc' only")
+        dims = [check_int(v, "widths") for v in widths]
+        if len(dims) != depth + 1:
+            raise ValueError(f"widths must have depth + 1 = {depth + 1} entries (n_0 .. n_L), got {len(dims)}")
+    else:
+        dims = [check_int(width, "width")] * (depth + 1)
+    layers = network_layers(activation, sigma_w2, sigma_b2, depth, weights, dims)
+    acts, sw2s, sb2s, qs = layers.activations, layers.sigma_w2, layers.sigma_b2, layers.q
+    if architecture == "conv" and not layers.uniform:
+        raise ValueError("per-layer activation / sigma_w2 / sigma_b2 are supported for architecture='fc' only")
+    homogeneous = all(is_positively_homogeneous(a) for a in acts)
+    rescale = homogeneous and not np.any(sb2s)  # then only signs matter: keep |x| of order 1 at any depth
     rng = np.random.default_rng(rng)
     if architecture == "conv":
         shape = _image_shape(image_size)
@@ -140,44 +148,51 @@ def sample_jacobian_spectrum(
         pixels = int(np.prod(shape))
     else:
         shape, v, pixels = (), None, 1
-    n = width * pixels
+    n_out = dims[-1] * pixels
     frames = []
     for draw in range(draws):
-        h = rng.standard_normal(n) * math.sqrt(q)
-        x = act.phi(h)
+        h = rng.standard_normal(dims[0] * pixels) * math.sqrt(qs[0])
+        x = acts[0].phi(h)
         q_mat = r_mat = None
-        active = n  # min over layers of the number of nonzero phi'(h^l): the rank of J (fully connected)
-        for _ in range(depth):
+        active = dims[0] * pixels  # min(n_0, min_l nnz(phi_l'(h^l))): the rank of J (fully connected)
+        for layer in range(depth):
+            act, sw2, n_in, n_l = acts[layer], float(sw2s[layer]), dims[layer], dims[layer + 1]
             if architecture == "conv":
-                w = _layer_conv(width, shape, kernel_size, v, sigma_w2, weights, rng)
+                w = _layer_conv(n_l, shape, kernel_size, v, sw2, weights, rng)
             elif weights == "orthogonal":
-                w = math.sqrt(sigma_w2) * haar_orthogonal(width, width, rng)
+                w = math.sqrt(sw2) * haar_orthogonal(n_l, n_in, rng)
             else:
-                w = rng.standard_normal((width, width)) * math.sqrt(sigma_w2 / width)
-            b = np.repeat(rng.standard_normal(width) * math.sqrt(float(sigma_b2)), pixels)
+                w = rng.standard_normal((n_l, n_in)) * math.sqrt(sw2 / n_in)
+            b = np.repeat(rng.standard_normal(n_l) * math.sqrt(float(sb2s[layer])), pixels)
             h = w @ x + b
             x = act.phi(h)
             if rescale:
                 x = x / max(float(np.sqrt(np.mean(x * x))), np.finfo(float).tiny)
             slope = act.dphi(h)
             active = min(active, int(np.count_nonzero(slope)))
-            layer = slope[:, None] * w
+            block = slope[:, None] * w
             if r_mat is None:
-                q_mat, r_mat = np.linalg.qr(layer) if method == "qr" else (None, layer)
+                q_mat, r_mat = np.linalg.qr(block) if method == "qr" else (None, block)
             elif method == "qr":
-                q_mat, r_new = np.linalg.qr(layer @ q_mat)
+                q_mat, r_new = np.linalg.qr(block @ q_mat)
                 r_mat = r_new @ r_mat
             else:
-                r_mat = layer @ r_mat
-        lam = np.sort(np.linalg.svd(r_mat, compute_uv=False) ** 2)
-        zero = np.zeros(n, dtype=bool)
+                r_mat = block @ r_mat
+        sv2 = np.linalg.svd(r_mat, compute_uv=False) ** 2
+        lam = np.sort(np.concatenate([np.zeros(max(n_out - sv2.size, 0)), sv2]))  # J J^T is n_L x n_L
+        zero = np.zeros(n_out, dtype=bool)
         if architecture == "fc":
-            zero[: n - active] = True
+            zero[: n_out - active] = True
         frames.append(pd.DataFrame({"draw": draw, "lam": lam, "zero": zero}))
     out = pd.concat(frames, ignore_index=True)
-    out.attrs.update(q_star=math.nan if homogeneous else q, q=q, activation=act.name, sigma_w2=sigma_w2,
-                     sigma_b2=sigma_b2, depth=depth,
-                     width=width, weights=weights, architecture=architecture)
+    q = float(qs[0])
+    if layers.uniform:
+        out.attrs.update(q_star=math.nan if homogeneous else q, q=q, activation=acts[0].name,
+                         sigma_w2=float(sw2s[0]), sigma_b2=float(sb2s[0]))
+    else:
+        out.attrs.update(q_star=math.nan, q=qs.tolist(), activation=[a.name for a in acts], sigma_w2=sw2s.tolist(),
+                         sigma_b2=sb2s.tolist(), widths=list(dims))
+    out.attrs.update(depth=depth, width=dims[-1], weights=weights, architecture=architecture)
     return out
 
 

@@ -962,7 +962,25 @@ def _layered_spectrum(layers: Layers, num: int, tail_tol: float) -> JacobianSpec
                 raise RuntimeError(f"continuation of the layered Jacobian spectrum stalled at lam = exp({u:.6g})")
             continue
         if rel_imag < 1e-9 and not first:
-            u_lo, soft = u, True  # back on the real axis: a soft lower edge between u_new and u
+            # back on the real axis: a soft lower edge between u_new and u; solve F'(m) = 0 for real m
+            u_lo, soft = u, True
+            m_r, z_r = complex(m_new.real), np.real(z_new).astype(np.complex128)
+            for _ in range(100):
+                z_try = eq.solve_z(m_r, z_r)
+                if z_try is None:
+                    break
+                z_r = z_try
+                _, f1_r, f2_r = eq.derivs(m_r, z_r)
+                if f2_r.real == 0 or not math.isfinite(f2_r.real):
+                    break
+                step = -f1_r.real / f2_r.real
+                m_r = complex(m_r.real + step)
+                if abs(step) <= 1e-15 * abs(m_r):
+                    z_r = eq.solve_z(m_r, z_r)
+                    u_edge = eq.derivs(m_r, z_r)[0].real if z_r is not None else math.nan
+                    if u_new - 1e-9 <= u_edge <= u + 1e-9:
+                        u_lo = u_edge
+                    break
             break
         first = False
         rho = -m_new.imag / math.pi

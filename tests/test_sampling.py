@@ -137,7 +137,7 @@ def test_qr_accumulation_keeps_small_singular_values_accurate():
 def test_sampling_is_reproducible_and_checks_arguments():
     a = sample_jacobian_spectrum("tanh", SW2_CRIT, 0.05, 3, 20, "orthogonal", draws=2, rng=5)
     b = sample_jacobian_spectrum("tanh", SW2_CRIT, 0.05, 3, 20, "orthogonal", draws=2, rng=5)
-    assert list(a.columns) == ["draw", "lam"] and len(a) == 40
+    assert list(a.columns) == ["draw", "lam", "zero"] and len(a) == 40
     np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
     with pytest.raises(ValueError, match="architecture"):
         sample_jacobian_spectrum("tanh", 1.0, 0.05, 3, 20, architecture="rnn")
