@@ -103,6 +103,18 @@ def _f_derivs(z, d, w, c, L, a, log_sw2):
 
 
 @numba.njit(cache=True)
+def _derivs_many(zs, d, w, c, L, a, log_sw2):
+    """``F'`` and ``m`` at every point of ``zs`` (one compiled loop instead of a Python loop)."""
+    f1s = np.empty(zs.shape[0], dtype=np.complex128)
+    ms = np.empty(zs.shape[0], dtype=np.complex128)
+    for j in range(zs.shape[0]):
+        _, f1, _, m = _f_derivs(zs[j], d, w, c, L, a, log_sw2)
+        f1s[j] = f1
+        ms[j] = m
+    return f1s, ms
+
+
+@numba.njit(cache=True)
 def _wrap(r):
     """``r`` with its imaginary part reduced to ``[-pi, pi)`` (F is defined modulo 2 pi i)."""
     return complex(r.real, r.imag - TWO_PI * math.floor((r.imag + math.pi) / TWO_PI))
@@ -246,17 +258,21 @@ def _make_equation(law: D2Law, sigma_w2: float, depth: int, weights: str) -> _Eq
 
 def _upper_edge(eq: _Equation) -> tuple[float, float]:
     """``(x_hi, u_hi)``: the first critical point of ``F`` on the real axis coming down from ``+inf``."""
+    from scipy.optimize import brentq  # noqa: PLC0415 (lazy: scipy.optimize is slow to import)
+
     d_top = float(np.max(eq.d))
+
+    def f1(x):
+        return eq.derivs(x)[1].real
+
     xs = d_top + d_top * np.logspace(-12, 9, 1500)
-    f1 = np.array([eq.derivs(x)[1].real for x in xs])
-    sign = np.sign(f1)
+    f1s = _derivs_many(xs.astype(np.complex128), *eq.args)[0].real
+    sign = np.sign(f1s)
     idx = np.nonzero(sign[:-1] != sign[1:])[0]
     if idx.size == 0:
         raise RuntimeError("no upper spectral edge found: F'(x) has no zero on the real axis above max phi'^2")
     i = idx[-1]
-    from scipy.optimize import brentq  # noqa: PLC0415 (lazy: scipy.optimize is slow to import)
-
-    x_hi = brentq(lambda x: eq.derivs(x)[1].real, xs[i], xs[i + 1], xtol=1e-15 * xs[i + 1], rtol=1e-15)
+    x_hi = brentq(f1, xs[i], xs[i + 1], xtol=1e-15 * xs[i + 1], rtol=1e-15)
     return x_hi, eq.derivs(x_hi)[0].real
 
 
@@ -743,6 +759,7 @@ def jacobian_spectrum(activation, sigma_w2, sigma_b2, depth: int, weights: str =
                                 q_reported, params)
     # atoms of D^2 at 0 enter 1 + m = z G_{D^2}(z) through their weights and m not at all
     mass = 1.0 - zero
+    coarser: list[tuple[float, _Equation, float]] = []
     for level, (nodes, check_nodes) in enumerate(D2_RULES):
         if level:  # the walk met the resolution limit of the quadrature with mass left: refine the rule
             law = d2_law(activation, q, nodes_per_panel=nodes)
@@ -751,12 +768,15 @@ def jacobian_spectrum(activation, sigma_w2, sigma_b2, depth: int, weights: str =
         check = None if law.is_point_mass() else _make_equation(coarse, sigma_w2, depth, weights)
         support = _locate_support(eq, check, mass, tail_tol)
         _check_representable(support.u_hi, depth, mean)
-        lam, density, ok = _density_on_grid(eq, support, num)
+        # coarser rules resolved the part of the support above where their walks stopped: only the rest is traced
+        # on this (more expensive) rule
+        lam, density, ok = _density_on_grid(eq, support, num, coarser)
         soft_lo = support.x_lo is not None
         # mass conservation: what the grid does not carry lies below it
         tail_mass = 0.0 if soft_lo else max(0.0, mass - _integral_log(lam, np.where(ok, density, 0.0))[-1])
         if not support.unresolved or tail_mass <= 1e-6:
             break
+        coarser.append((support.u_lo, eq, support.x_hi))
     if not ok.all():
         bad = lam[~ok]
         warnings.warn(
@@ -849,8 +869,14 @@ def _trace_from_edge(eq: _Equation, x_e: float, u_e: float, targets: np.ndarray)
     return np.concatenate([[z1], zs]), np.concatenate([[True], oks])
 
 
-def _density_on_grid(eq: _Equation, support: _Support, num: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(lam, density, ok)`` on ``num`` points of the support by continuation down from the upper edge."""
+def _density_on_grid(eq: _Equation, support: _Support, num: int,
+                     coarser: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(lam, density, ok)`` on ``num`` points of the support by continuation down from the upper edge.
+
+    ``coarser``: ``(u_stop, eq_j, x_hi_j)`` of coarser quadrature rules, each resolved for ``u >= u_stop`` (where
+    its support walk stopped): grid points there are traced on the first (cheapest) rule that resolves them, and the
+    trace continues on the next rule from the last solution (re-solved on it by Newton).
+    """
     soft_lo = support.x_lo is not None
     lo, hi = math.exp(support.u_lo), math.exp(support.u_hi)
     if (not soft_lo) or hi > 10.0 * lo:
@@ -859,14 +885,33 @@ def _density_on_grid(eq: _Equation, support: _Support, num: int) -> tuple[np.nda
         u_grid = np.log(_grid(lo, hi, num, soft_lo))
         u_grid[0], u_grid[-1] = support.u_lo, support.u_hi
     z = np.empty(num, dtype=np.complex128)
+    m = np.empty(num, dtype=np.complex128)
     ok = np.ones(num, dtype=bool)
     z[-1] = support.x_hi
     if soft_lo:
         z[0] = support.x_lo
-    inner = slice(1, num - 1) if soft_lo else slice(0, num - 1)
-    z_down, ok_down = _trace_from_edge(eq, support.x_hi, support.u_hi, u_grid[inner][::-1])
-    z[inner], ok[inner] = z_down[::-1], ok_down[::-1]
-    m = np.array([eq.derivs(zi)[3] for zi in z])
+    inner = np.arange(1 if soft_lo else 0, num - 1)[::-1]  # from the top down
+    stages = list(coarser or []) + [(-math.inf, eq, None)]
+    start = None  # (u, z) where the previous stage ended
+    for u_stop, eq_s, *_ in stages:
+        idx = inner[u_grid[inner] >= u_stop] if u_stop > -math.inf else inner
+        inner = inner[u_grid[inner] < u_stop] if u_stop > -math.inf else inner[:0]
+        if idx.size == 0:
+            continue
+        if start is None:
+            z_s, ok_s = _trace_from_edge(eq_s, support.x_hi, support.u_hi, u_grid[idx])
+        else:
+            z0, conv, _ = eq_s.newton(start[0], start[1])
+            z0 = z0.conjugate() if z0.imag < 0 else z0
+            if not conv:
+                z0 = start[1]
+            z_s, ok_s = _trace(u_grid[idx], z0, start[0], *eq_s.args, NEWTON_TOL, NEWTON_MAXIT, 14)
+        z[idx], ok[idx] = z_s, ok_s
+        m[idx] = _derivs_many(np.ascontiguousarray(z_s), *eq_s.args)[1]
+        start = (float(u_grid[idx[-1]]), complex(z_s[-1]))
+    m[-1] = eq.derivs(z[-1])[3]
+    if soft_lo:
+        m[0] = eq.derivs(z[0])[3]
     lam = np.exp(u_grid)
     density = np.maximum(-m.imag, 0.0) / (math.pi * lam)
     density[-1] = 0.0
