@@ -98,7 +98,7 @@ def sample_jacobian_spectrum(
     depth : int
         Number of layers ``L >= 1``.
     width : int
-        Fully connected width, or number of channels ``c`` for ``"conv"``.
+        Fully connected width, or number of channels ``c`` for ``"conv"`` (unused when ``widths`` is given).
     weights : {"orthogonal", "gaussian"}
     draws : int
         Independent networks.
@@ -109,11 +109,25 @@ def sample_jacobian_spectrum(
         Accumulation of the product (see Accuracy).
     rng : numpy.random.Generator, int or None
 
+    widths : sequence of int, optional
+        Rectangular fully connected layers ``n_0 .. n_L`` (``width`` is then unused); with per-layer sequences of
+        ``activation``, ``sigma_w2``, ``sigma_b2`` (length ``depth``). ``W^l`` is ``n_l x n_{l-1}``, Gaussian
+        ``N(0, sigma_w2 / n_{l-1})`` or ``sqrt(sigma_w2)`` times a Haar semi-orthogonal matrix;
+        ``h^0 ~ N(0, q_0)`` and the variances follow :func:`rmt.layers.layer_variances`.
+
+    Positively homogeneous activations (ReLU, leaky ReLU, linear) are sampled at ``q = 1`` (their spectrum does not
+    depend on ``q``; ``q*`` may be 0 or infinite); with zero bias variance the activations are rescaled each layer
+    (exact: only signs enter ``J``).
+
     Returns
     -------
     pandas.DataFrame
-        Columns ``draw`` (int) and ``lam`` (float), ``N`` rows per draw (``N`` = width, or ``c n^d``), ascending
-        within a draw; ``attrs`` holds ``q_star`` and the parameters.
+        Columns ``draw`` (int), ``lam`` (float; eigenvalues of ``J J^T``, ``N = n_L`` rows per draw: width, ``c n^d``
+        or ``widths[-1]``, ascending within a draw) and ``zero`` (bool: the eigenvalue is 0 in exact arithmetic; for
+        fully connected networks ``rank J = min(n_0, min_l #{phi_l'(h^l) != 0})`` almost surely and the smallest
+        ``N - rank`` are marked; always False for ``"conv"``). Pass the frame to
+        :meth:`rmt.JacobianSpectrum.ks_distance` to use it. ``attrs`` holds ``q_star`` (NaN for homogeneous
+        activations), ``q`` and the parameters.
     """
     import pandas as pd  # noqa: PLC0415 (lazy: keeps `import rmt` light)
 

@@ -393,7 +393,8 @@ class JacobianSpectrum:
         Estimated continuous mass below ``lam[0]`` when ``lo = 0`` (the grid stops where it falls under ``tail_tol``,
         or at ``lam = 1e-300``: deep Gaussian networks keep much of their mass below that); 0 with a soft lower edge.
     q_star : float
-        The pre-activation variance used.
+        The fixed point ``q*`` used; NaN for positively homogeneous activations (evaluated at ``q = 1``, on which
+        their spectrum does not depend) and for layered networks (per-layer ``q`` in ``params["q"]``).
     """
 
     lam: np.ndarray
@@ -695,12 +696,16 @@ def jacobian_spectrum(activation, sigma_w2, sigma_b2, depth: int, weights: str =
 
     See the module docstring for the method, the support and atoms, and the accuracy.
 
+    Positively homogeneous activations (ReLU, leaky ReLU, linear) need no fixed point: their ``D^2`` has the same law
+    at every ``q`` (:func:`rmt.fixed_point_variance`); ``q_star`` is then NaN.
+
     Parameters
     ----------
-    activation : str or meanfield.Activation
-        Anything :func:`meanfield.get_activation` accepts.
-    sigma_w2, sigma_b2 : float
-        Weight and bias variances; ``sigma_w2 > 0``, ``sigma_b2 >= 0``; ``q*`` must be finite.
+    activation : str, meanfield.Activation, or a sequence of ``depth`` of them
+        Anything :func:`meanfield.get_activation` accepts (a sequence: one per layer, see :mod:`rmt.layers`).
+    sigma_w2, sigma_b2 : float or sequence of ``depth`` floats
+        Weight and bias variances; ``sigma_w2 > 0``, ``sigma_b2 >= 0``; ``q*`` must be finite unless the activation
+        is positively homogeneous.
     depth : int
         Number of layers, 1 to 10^4 tested (any ``L >= 1`` accepted).
     weights : {"orthogonal", "gaussian"}
@@ -709,6 +714,9 @@ def jacobian_spectrum(activation, sigma_w2, sigma_b2, depth: int, weights: str =
         Number of grid points (>= 16).
     tail_tol : float
         Continuous mass allowed below the grid when the density reaches ``lam -> 0``.
+    widths : sequence of ``depth + 1`` positive numbers, optional
+        Layer widths ``n_0 .. n_L`` (rectangular layers; only ratios matter). Non-uniform layers are solved by the
+        rectangular free multiplicative convolution of :mod:`rmt.layers` (the law of ``J J^T``, output side).
 
     Returns
     -------
@@ -717,7 +725,9 @@ def jacobian_spectrum(activation, sigma_w2, sigma_b2, depth: int, weights: str =
     Raises
     ------
     ValueError
-        Bad arguments; no finite ``q*``.
+        Bad arguments; no finite ``q*`` (non-homogeneous activations).
+    OverflowError
+        The spectrum lies beyond the float64 range (e.g. ``chi^L`` for huge depth); the moments are inf then.
     RuntimeError
         If the continuation cannot locate the support. Grid points where Newton fails even after step halving give
         a ``RuntimeWarning`` and NaN density there.
