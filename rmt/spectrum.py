@@ -270,7 +270,18 @@ def _upper_edge(eq: _Equation) -> tuple[float, float]:
     sign = np.sign(f1s)
     idx = np.nonzero(sign[:-1] != sign[1:])[0]
     if idx.size == 0:
-        raise RuntimeError("no upper spectral edge found: F'(x) has no zero on the real axis above max phi'^2")
+        # a purely atomic D^2 (piecewise-constant phi', e.g. hard tanh) with an atom of J J^T at the top: the
+        # continuous part's upper edge is a critical point in the gap below the top value of D^2
+        values = np.unique(eq.d[eq.d > 0])
+        distinct = values[np.concatenate([[True], np.diff(values) > 1e-12 * values[1:]])]
+        if distinct.size <= 16:
+            lo = distinct[-2] if distinct.size > 1 else 0.0
+            xs = lo + (d_top - lo) * (0.5 - 0.5 * np.cos(np.pi * np.linspace(0.0, 1.0, 3001)[1:-1]))
+            f1s = _derivs_many(xs.astype(np.complex128), *eq.args)[0].real
+            sign = np.sign(f1s)
+            idx = np.nonzero((sign[:-1] != sign[1:]) & np.isfinite(f1s[:-1]) & np.isfinite(f1s[1:]))[0]
+        if idx.size == 0:
+            raise RuntimeError("no upper spectral edge found: F'(x) has no zero on the real axis above max phi'^2")
     i = idx[-1]
     x_hi = brentq(f1, xs[i], xs[i + 1], xtol=1e-15 * xs[i + 1], rtol=1e-15)
     return x_hi, eq.derivs(x_hi)[0].real
@@ -769,6 +780,17 @@ def jacobian_spectrum(activation, sigma_w2, sigma_b2, depth: int, weights: str =
                                 q_reported, params)
     # atoms of D^2 at 0 enter 1 + m = z G_{D^2}(z) through their weights and m not at all
     mass = 1.0 - zero
+    if weights == "orthogonal":
+        # a product of L free copies of sigma_w2 D^2 keeps an atom at the top, (sigma_w2 d_top)^L, of mass
+        # max(0, 1 - L P(D^2 < d_top)) (free projections: the ranges of L subspaces of codimension p meet in
+        # codimension L p) when D^2 has an atom at its top value (piecewise-constant phi', e.g. hard tanh)
+        d_top = float(law.values.max())
+        at_top = np.abs(law.values - d_top) <= 1e-12 * d_top
+        top_mass = max(0.0, 1.0 - depth * (1.0 - float(law.weights[at_top].sum()))) if at_top.sum() > 2 else 0.0
+        if top_mass > 1e-12:
+            _check_representable(depth * math.log(sigma_w2 * d_top), depth, mean)
+            atoms.append((math.exp(depth * math.log(sigma_w2 * d_top)), top_mass))
+            mass -= top_mass
     coarser: list[tuple[float, _Equation, float]] = []
     for level, (nodes, check_nodes) in enumerate(D2_RULES):
         if level:  # the walk met the resolution limit of the quadrature with mass left: refine the rule

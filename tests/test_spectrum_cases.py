@@ -205,3 +205,25 @@ def test_cli_json_has_contract_keys_and_summaries(capsys):
     assert payload["isometry_fraction"] == pytest.approx(law.isometry_fraction, rel=1e-12)
     assert payload["atoms"] == [[0.0, pytest.approx(0.5, abs=1e-12)]]
     assert payload["q_star"] is None
+
+
+@pytest.mark.parametrize("sigma_w2,depth", [(1.5, 2), (1.5, 3), (1.2, 4), (1.5, 10)])
+def test_hard_tanh_orthogonal_keeps_an_atom_at_the_top(sigma_w2, depth):
+    # phi' in {0, 1}: J J^T = sigma_w2^L times a product of L free projections of codimension p = P(|h| > 1):
+    # atoms at 0 (mass p) and at sigma_w2^L (mass max(0, 1 - L p)); this used to raise "no upper spectral edge"
+    import meanfield
+
+    q = meanfield.q_star("hard_tanh", sigma_w2, 0.05)
+    p = math.erfc(1.0 / math.sqrt(2.0 * q))
+    law = jacobian_spectrum("hard_tanh", sigma_w2, 0.05, depth, "orthogonal")
+    atoms = dict(law.atoms)
+    assert atoms[0.0] == pytest.approx(p, abs=1e-9)
+    top = max(0.0, 1.0 - depth * p)
+    found_top = sum(m for x, m in law.atoms if x == pytest.approx(sigma_w2**depth, rel=1e-12))
+    assert found_top == pytest.approx(top, abs=1e-9)
+    u = np.log(law.lam)
+    f = law.density * law.lam
+    assert np.trapezoid(f, u) + sum(atoms.values()) + law.tail_mass == pytest.approx(1.0, abs=1e-5)
+    assert np.trapezoid(f * law.lam, u) + sum(x * m for x, m in law.atoms) == pytest.approx(law.mean, rel=1e-5)
+    frame = rmt.sample_jacobian_spectrum("hard_tanh", sigma_w2, 0.05, depth, 300, "orthogonal", rng=1)
+    assert law.ks_distance(frame) < 0.06
