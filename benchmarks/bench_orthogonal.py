@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 import rmt
-from rmt.conv_operators import _symbol_from_poly
+from rmt.conv_operators import symbol_from_poly
 
 
 def _timed(func, *args, **kwargs):
@@ -53,7 +53,7 @@ def bench_procrustes(c: int, k: int, n: int, numpy_full: bool, torch_dtypes: lis
     placed = np.zeros((c, c, n, n))
     index = np.ix_((np.arange(k) - k // 2) % n, (np.arange(k) - k // 2) % n)
     placed[:, :, index[0], index[1]] = kernel
-    symbol = _symbol_from_poly(placed.reshape(c, c, 1, 1, n, n), half=True)
+    symbol = symbol_from_poly(placed.reshape(c, c, 1, 1, n, n), half=True)
     print(f"  polar step on {symbol.shape[0] * symbol.shape[1]} complex {c}x{c} matrices (real-FFT half):")
     t_svd, (u, _, vh) = _timed(np.linalg.svd, symbol, full_matrices=False)
     t_ns, (x, iters, conv, res) = _timed(rmt.newton_schulz_polar, symbol)
