@@ -11,8 +11,8 @@ buffers, ``requires_grad`` flags and training mode are never touched) with forwa
   (Hutchinson); the mean-field ``chi_1 = sigma_w2 E[phi'(h)^2]`` for a plain stack (formulas.md);
 - the gradient-norm ratios ``||dE/dh^l|| / ||dE/dh^{l+1}||`` (papers 000 and 003), ``E`` the cross-entropy with the
   given targets or a fixed random projection of the output;
-- the end-to-end Jacobian from the first layer's output to the input of the last parametric layer (the readout) for
-  example 0: its exact singular values when it has at most ``max_jacobian_size`` rows (condition number, spread
+- the end-to-end Jacobian from the first layer's output to the output of the last hidden parametric layer (the one
+  before the readout; the last layer itself when there are only two) for example 0: its exact singular values when it has at most ``max_jacobian_size`` rows (condition number, spread
   ``var(lam)/mean(lam)^2`` of ``lam = s^2``), else the first two moments of ``J J^T`` by random projections;
 
 then gives a verdict with reasons: ``ordered`` (``chi < 1``: vanishing gradients), ``chaotic`` (``chi > 1``: exploding
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -205,7 +206,7 @@ def diagnose(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | Non
     reasons: list[str] = []
     try:
         with torch.enable_grad():
-            x = inputs.detach().clone()
+            x = inputs.detach().clone().requires_grad_(inputs.is_floating_point())  # graph even with frozen weights
             out = work(x)
     finally:
         for h in handles:
@@ -216,7 +217,8 @@ def diagnose(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | Non
         raise ValueError(f"the model must return a tensor, got {type(out).__name__}")
     outputs = [o for _, _, o in calls]
     if not all(o.requires_grad for o in outputs):
-        raise ValueError("layer outputs do not require grad (parameters frozen?); diagnose needs the autograd graph")
+        raise ValueError("some layer outputs do not depend on the inputs or parameters through autograd "
+                         "(torch.no_grad inside forward, or integer inputs?); diagnose needs the autograd graph")
     gen = torch.Generator(device=out.device)
     gen.manual_seed(int(seed))
 
@@ -343,17 +345,20 @@ def _plain_stack(calls, has_norm: bool, cannot: list[str]) -> dict | None:
     sb2 = float(np.mean([float(m.bias.detach().double().pow(2).mean()) if m.bias is not None else 0.0
                          for m in hidden]))
     result = {"activation": act, "sigma_w2": sw2, "sigma_b2": sb2}
-    try:
-        point = meanfield.mean_field_point(act, sw2, sb2)
-        result.update(chi_1=float(point.chi_1), xi_c=float(point.xi_c), phase=str(point.phase))
-    except (ValueError, ArithmeticError) as exc:
-        cannot.append(f"mean field at the estimated point failed: {exc}")
-        result.update(chi_1=math.nan, xi_c=math.nan, phase="unknown")
-    try:
-        result["critical_sigma_w2"] = float(meanfield.critical_sigma_w2(act, sb2)[0])
-    except (ValueError, ArithmeticError) as exc:
-        cannot.append(f"no critical sigma_w2 for {act} at sigma_b2={sb2:.3g}: {exc}")
-        result["critical_sigma_w2"] = math.nan
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            point = meanfield.mean_field_point(act, sw2, sb2)
+            result.update(chi_1=float(point.chi_1), xi_c=float(point.xi_c), phase=str(point.phase))
+        except (ValueError, ArithmeticError) as exc:
+            cannot.append(f"mean field at the estimated point failed: {exc}")
+            result.update(chi_1=math.nan, xi_c=math.nan, phase="unknown")
+        try:
+            result["critical_sigma_w2"] = float(meanfield.critical_sigma_w2(act, sb2)[0])
+        except (ValueError, ArithmeticError) as exc:
+            cannot.append(f"no critical sigma_w2 for {act} at sigma_b2={sb2:.3g}: {exc}")
+            result["critical_sigma_w2"] = math.nan
+    cannot.extend(f"mean field: {w.message}" for w in caught)
     return result
 
 
@@ -362,9 +367,9 @@ def _end_to_end(calls, outputs, max_size: int, probes: int, gen, cannot: list[st
         cannot.append("end-to-end Jacobian: needs at least two parametric layers")
         return {}
     first = outputs[0]
-    last = calls[-1][1] if len(calls) >= 3 else outputs[-1]  # input of the readout
+    last = outputs[-2] if len(calls) >= 3 else outputs[-1]  # the last layer before the readout
     if not last.requires_grad:
-        cannot.append("end-to-end Jacobian: the readout input does not depend on the first layer")
+        cannot.append("end-to-end Jacobian: the last hidden layer does not depend on the first layer")
         return {}
     size = int(last[0].numel())
     if size <= max_size:
@@ -374,6 +379,9 @@ def _end_to_end(calls, outputs, max_size: int, probes: int, gen, cannot: list[st
             cannot.append(f"end-to-end Jacobian failed ({exc})")
             return {}
         s = torch.linalg.svdvals(jac.double()).cpu().numpy()
+        if s.min() <= s.max() * torch.finfo(jac.dtype).eps * math.sqrt(jac.numel()):
+            cannot.append(f"end-to-end Jacobian: the smallest singular values are at {jac.dtype} rounding level; "
+                          "the condition number is a lower bound (use float64 for more)")
         lam = s**2
         mean = float(lam.mean())
         return {"method": "exact", "size": size, "s_max": float(s.max()), "s_min": float(s.min()),
@@ -389,7 +397,7 @@ def _end_to_end(calls, outputs, max_size: int, probes: int, gen, cannot: list[st
         (g,) = torch.autograd.grad(last, first, u, retain_graph=True, create_graph=True)
         g0 = torch.zeros_like(g)
         g0[0] = g[0]
-        m1.append(float(g[0].double().pow(2).sum()))
+        m1.append(float(g[0].detach().double().pow(2).sum()))
         (jjt_u,) = torch.autograd.grad(g, u, g0.detach(), retain_graph=True)
         m2.append(float(jjt_u[0].double().pow(2).sum()))
     mean = float(np.mean(m1)) / size
