@@ -81,7 +81,7 @@ def _chain(kind: str):
     torch.manual_seed(2)
     if kind == "fc":
         layers = []
-        for i in range(5):
+        for _ in range(5):
             layers += [nn.Linear(12, 12), nn.Tanh()]
         return nn.Sequential(*layers, nn.Linear(12, 3)).double(), torch.randn(7, 12, dtype=torch.float64)
     net = plain_net(1, 3, per_stage=1, widths=(4, 6, 8)).double()

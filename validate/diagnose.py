@@ -12,8 +12,9 @@ buffers, ``requires_grad`` flags and training mode are never touched) with forwa
 - the gradient-norm ratios ``||dE/dh^l|| / ||dE/dh^{l+1}||`` (papers 000 and 003), ``E`` the cross-entropy with the
   given targets or a fixed random projection of the output;
 - the end-to-end Jacobian from the first layer's output to the output of the last hidden parametric layer (the one
-  before the readout; the last layer itself when there are only two) for example 0: its exact singular values when it has at most ``max_jacobian_size`` rows (condition number, spread
-  ``var(lam)/mean(lam)^2`` of ``lam = s^2``), else the first two moments of ``J J^T`` by random projections;
+  before the readout; the last layer itself when there are only two) for example 0: its exact singular values when
+  it has at most ``max_jacobian_size`` rows (condition number, spread ``var(lam)/mean(lam)^2`` of ``lam = s^2``),
+  else the first two moments of ``J J^T`` by random projections (``E||J^T u||^2``, ``E||J J^T u||^2``);
 
 then gives a verdict with reasons: ``ordered`` (``chi < 1``: vanishing gradients), ``chaotic`` (``chi > 1``: exploding
 gradients) or ``near-critical`` (``|log chi| <= tolerance``), the expected trainable depth ``6 xi`` with

@@ -76,13 +76,6 @@ def _check_common(parser, args) -> None:
         out = Path(args.out)
         if out.exists() and not out.is_dir():
             parser.error(f"--out: {args.out!r} exists and is not a directory")
-    if getattr(args, "data", None) is not None:
-        from validate.data import DataFileError, load_dataset
-
-        try:
-            load_dataset(args.data)
-        except (ValueError, FileNotFoundError, DataFileError, ImportError) as exc:
-            parser.error(f"--data: {exc}")
     if getattr(args, "activation", None) is not None:
         from meanfield.activations import get_activation
 
@@ -104,6 +97,13 @@ def _check_common(parser, args) -> None:
         if value is not None and value < (2 if flag in ("probes",) else 1):
             parser.error(f"--{flag.replace('_', '-')}: must be a positive integer"
                          + (" >= 2" if flag == "probes" else "") + f", got {value}")
+    if getattr(args, "data", None) is not None:
+        from validate.data import DataFileError, load_dataset
+
+        try:
+            load_dataset(args.data)
+        except (ValueError, FileNotFoundError, DataFileError, ImportError) as exc:
+            parser.error(f"--data: {exc}")
 
 
 def _emit(args, frame, summary_keys=None) -> None:

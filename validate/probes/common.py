@@ -30,7 +30,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def torch_dtype(dtype) -> torch.dtype:
-    """``"float32"`` / ``"float64"`` (or a torch floating dtype) as a ``torch.dtype``; anything else raises ValueError."""
+    """``"float32"`` / ``"float64"`` (or such a torch dtype) as a ``torch.dtype``; anything else: ValueError."""
     if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
         return dtype
     if dtype in DTYPES:

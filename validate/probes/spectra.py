@@ -39,7 +39,7 @@ DEFAULT_SETTINGS = (("fc", "gaussian"), ("fc", "orthogonal"), ("cnn", "gaussian"
 
 
 def is_homogeneous(act) -> bool:
-    """Whether ``phi(a x) = a phi(x)`` for ``a > 0`` (``Activation.homogeneous`` when present, else checked on a grid)."""
+    """Whether ``phi(a x) = a phi(x)`` for ``a > 0`` (``Activation.homogeneous`` if present, else on a grid)."""
     flag = getattr(act, "homogeneous", None)
     if flag is not None:
         return bool(flag)
