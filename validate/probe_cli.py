@@ -260,7 +260,7 @@ def _diagnose(parser, args) -> int:
     import torch
     from torch import nn
 
-    from validate.diagnose import diagnose
+    from validate.diagnostic import diagnose
     from validate.probes.common import resolve_device, torch_dtype, write_text_atomic
 
     _check_common(parser, args)

@@ -7,5 +7,5 @@
 - :mod:`validate.probes.nets`: plain Conv-BN-ReLU nets, ResNets, ProcResNets
 - :mod:`validate.probes.speed`: ``speed`` (paper 002, Fig. 5)
 
-The diagnostic for any model is :func:`validate.diagnose.diagnose`.
+The diagnostic for any model is :func:`validate.diagnose` (module :mod:`validate.diagnostic`).
 """
