@@ -17,7 +17,9 @@ buffers, ``requires_grad`` flags and training mode are never touched) with forwa
   else the first two moments of ``J J^T`` by random projections (``E||J^T u||^2``, ``E||J J^T u||^2``);
 
 then gives a verdict with reasons: ``ordered`` (``chi < 1``: vanishing gradients), ``chaotic`` (``chi > 1``: exploding
-gradients) or ``near-critical`` (``|log chi| <= tolerance``), the expected trainable depth ``6 xi`` with
+gradients) or ``near-critical`` (``|log chi| <= tolerance``), with ``chi`` the per-layer Jacobian rate for plain
+stacks and the squared gradient-norm ratio per layer for other models (see :class:`Diagnosis`), the expected
+trainable depth ``6 xi`` with
 ``xi = 1 / |log chi|`` (Schoenholz et al. 2017), and, when the model is a plain stack ``h^{l+1} = W phi(h^l) + b``
 that :mod:`meanfield` covers (recognised numerically: the input of every layer equals a built-in activation of the
 previous layer's output, no normalisation layers), the estimated ``sigma_w2, sigma_b2``, the mean-field ``chi_1``
@@ -64,8 +66,10 @@ class Diagnosis:
         ``ordered``, ``chaotic``, ``near-critical`` or ``undetermined``.
     reasons, cannot_judge : list of str
     chi_mean, chi_stderr : float
-        Geometric mean of ``chi^l`` over the equal-size transitions and its standard error (from the spread over
-        layers).
+        The backward rate the verdict uses and its standard error (from the spread over layers): for a recognised
+        plain stack the geometric mean of ``chi^l`` over the equal-size transitions; otherwise (skips,
+        normalisation, pooling, where one path's layer Jacobian is not the network's backward rate) the geometric
+        mean of the squared gradient-norm ratios ``(||dE/dh^l|| / ||dE/dh^{l+1}||)^2``.
     trainable_depth : float
         ``6 xi``, ``xi = 1/|log chi_mean|`` (or ``6 xi_c`` of mean field for a recognised plain stack).
     spectrum : dict
@@ -271,6 +275,21 @@ def diagnose(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | Non
     has_norm = any(isinstance(m, _NORMS) for m in work.modules())
     plain = _plain_stack(calls, has_norm, cannot)
 
+    # gradient-norm rate: squared-norm growth per layer from the last layer to the first (all architectures)
+    ratios = layers["grad_ratio"].to_numpy()
+    ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
+    basis = "per-layer chi"
+    if plain is None and ratios.size:
+        # skips, normalisation or pooling: the layer-to-layer Jacobian along one path is not the backward rate of the
+        # network, the gradient norms are
+        grad_logs = 2.0 * np.log(ratios)
+        log_chi = float(grad_logs.mean())
+        se = float(grad_logs.std(ddof=1) / math.sqrt(grad_logs.size)) if grad_logs.size > 1 else math.nan
+        chi_mean, chi_stderr = math.exp(log_chi), math.exp(log_chi) * se if math.isfinite(se) else math.nan
+        basis, n_used = "squared gradient-norm ratio per layer", grad_logs.size
+    else:
+        n_used = logs.size
+
     # verdict
     if not math.isfinite(log_chi):
         verdict, xi = "undetermined", math.nan
@@ -280,7 +299,7 @@ def diagnose(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | Non
             verdict = "near-critical"
         else:
             verdict = "ordered" if log_chi < 0 else "chaotic"
-        reasons.append(f"geometric mean of per-layer chi = {chi_mean:.4g} +- {chi_stderr:.2g} over {logs.size} "
+        reasons.append(f"geometric mean of {basis} = {chi_mean:.4g} +- {chi_stderr:.2g} over {n_used} "
                        f"layer transitions: |log chi| = {abs(log_chi):.3g} "
                        + ("<=" if abs(log_chi) <= tolerance else ">") + f" tolerance {tolerance:g}")
         if verdict == "ordered":
@@ -289,8 +308,6 @@ def diagnose(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | Non
         elif verdict == "chaotic":
             reasons.append("chi > 1: backward signals grow by chi per layer (exploding gradients); nearby inputs "
                            "decorrelate with depth")
-    ratios = layers["grad_ratio"].to_numpy()
-    ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
     if ratios.size:
         reasons.append(f"gradient norm changes by a factor {float(np.prod(ratios)):.3g} from the last to the first "
                        f"layer (median per-layer ratio {float(np.median(ratios)):.4g})")
@@ -300,9 +317,12 @@ def diagnose(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | Non
     trainable = 6.0 * xi
     if plain is not None and math.isfinite(plain.get("xi_c", math.nan)):
         trainable = 6.0 * plain["xi_c"]
+        label = plain["phase"]
+        if math.isfinite(plain["chi_1"]) and abs(math.log(plain["chi_1"])) <= tolerance:
+            label = f"near-critical; strictly {label}"
         reasons.append(f"plain {plain['activation']} stack: estimated sigma_w2 = {plain['sigma_w2']:.4g}, "
                        f"sigma_b2 = {plain['sigma_b2']:.3g}; mean field gives chi_1 = {plain['chi_1']:.4g} "
-                       f"({plain['phase']}), xi_c = {plain['xi_c']:.4g}; validate.critical_ would set sigma_w2 = "
+                       f"({label}), xi_c = {plain['xi_c']:.4g}; validate.critical_ would set sigma_w2 = "
                        f"{plain['critical_sigma_w2']:.6g}")
     if math.isfinite(trainable):
         reasons.append(f"expected trainable depth ~ 6 xi = {trainable:.4g} layers (model has {len(calls)})")
