@@ -16,6 +16,7 @@ The first layer maps the input without an activation, so ``q^1 = sigma_w2 q^0 + 
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -193,7 +194,8 @@ def signal_width_sweep(widths=(64, 128, 256, 512), *, out=None, progress: bool =
     inputs = kwargs.pop("inputs", None)
     if inputs is None and kwargs.get("data") is None:
         inputs = correlated_pair(max(widths), kwargs.get("c0", 0.5), rng=kwargs.get("seed", 0))
-    store = ResultStore(out, "signal", {"kind": "fc-width-sweep", "widths": widths,
+    digest = None if inputs is None else hashlib.sha256(np.ascontiguousarray(inputs, dtype=np.float64)).hexdigest()
+    store = ResultStore(out, "signal", {"kind": "fc-width-sweep", "widths": widths, "inputs_sha256": digest,
                                         **{k: v for k, v in kwargs.items() if k != "device"}})
     frames = []
     for width in tqdm(widths, desc="signal", unit="width", disable=not progress):
