@@ -22,14 +22,14 @@ from pathlib import Path
 # the GPU settings: a deep vanilla tanh CNN (paper 002 Fig. 5 scaled down from 4,000 layers) and ResNet-56-like
 # nets (paper 003's ResNet / ProcResNet, paper 000's plain Conv-BN-ReLU) on the embedded MNIST sample
 GPU = {
-    "speed": dict(depth=256, channels=64, steps=1500, batch_size=128, lr=0.01, momentum=0.9, num_evals=15,
+    "speed": dict(depth=256, channels=64, steps=1500, batch_size=128, lr=0.002, momentum=0.9, num_evals=15,
                   eval_size=1000, data="mnist-sample"),
     "gradnorm": dict(variants=("plain", "resnet", "procresnet"), regularizers=("l2",), per_stage=9,
                      widths=(16, 32, 64), steps=600, record_every=50, batch_size=128, lr=0.05,
                      procrustes_every=10, data="mnist-sample"),
 }
 SMOKE = {
-    "speed": dict(depth=4, channels=4, steps=4, batch_size=16, lr=0.01, momentum=0.9, num_evals=2, eval_size=64,
+    "speed": dict(depth=4, channels=4, steps=4, batch_size=16, lr=0.002, momentum=0.9, num_evals=2, eval_size=64,
                   data="digits"),
     "gradnorm": dict(variants=("resnet", "procresnet"), regularizers=("l2",), per_stage=1, widths=(4, 8), steps=4,
                      record_every=2, batch_size=16, lr=0.05, procrustes_every=2, data="digits"),

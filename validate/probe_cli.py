@@ -375,7 +375,7 @@ def add_probe_subcommands(sub) -> None:
     p.add_argument("--inits", default="gaussian,orthogonal")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--lr", type=float, default=0.002, help="SGD learning rate (default 0.002)")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--evals", type=int, default=10)
     p.add_argument("--eval-size", type=int, default=1000)

@@ -35,7 +35,7 @@ def steps_to_accuracy(curve: pd.DataFrame, level: float, column: str = "train_ac
 
 def speed(activation="tanh", sigma_b2: float = 2.01e-5, *, depth: int = 32, channels: int = 16,
           inits=("gaussian", "orthogonal"), data: str = "mnist-sample", steps: int = 300, batch_size: int = 64,
-          lr: float = 0.01, momentum: float = 0.9, num_evals: int = 10, eval_size: int = 1000, dtype="float32",
+          lr: float = 0.002, momentum: float = 0.9, num_evals: int = 10, eval_size: int = 1000, dtype="float32",
           device="cpu", seed: int = 0, out=None, progress: bool = False) -> pd.DataFrame:
     """Learning curves of a deep vanilla CNN under each initialisation in ``inits``, at the critical point.
 
