@@ -127,7 +127,7 @@ def test_gpu_probes_smoke_mode(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     summary = module.main(tmp_path / "probes", device="cpu", smoke=True)
-    assert set(summary) == {"speed", "gradnorm"}
+    assert set(summary) == {"speed", "gradnorm", "modulation"}
     timings = json.loads((tmp_path / "probes" / "timings.json").read_text())
     assert timings["smoke"] and timings["speed_s"] > 0
     assert (tmp_path / "probes" / "gradnorm" / "gradnorm.csv").exists()
