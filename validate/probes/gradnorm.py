@@ -7,7 +7,8 @@ Conv-BN-ReLU networks lose the backward signal; the orthonormal regulariser ``(l
 orthonormal init keeps it better than L2 weight decay with MSRA (He) init, and backward-error modulation
 (:class:`validate.probes.modulation.Modulation`) on for the first iterations lets deeper plain networks train.
 
-The networks are :mod:`validate.probes.nets`; the loss ``E`` is the mean cross-entropy of a fixed probe batch.
+The networks are :mod:`validate.probes.nets`; the loss ``E`` is the mean cross-entropy of a fixed probe batch (the
+measuring forward pass runs in training mode, as training does, so batch norm uses that batch's statistics).
 """
 
 from __future__ import annotations
@@ -163,8 +164,7 @@ def train_gradnorm(variant: str = "resnet", regularizer: str = "l2", *, data: st
     ds = load_dataset(data)
     if len(ds.input_shape) != 3:
         raise ValueError(f"gradnorm needs an image dataset (C, H, W), got input shape {ds.input_shape} for {data!r}")
-    gen = torch_generator(seed, "cpu")
-    torch.manual_seed(seed)
+    gen = torch_generator(seed, "cpu")  # weights, probe batch and batch order (the global RNG is not touched)
     model = build_variant(variant, ds.input_shape[0], ds.num_classes, per_stage, widths)
     _init_weights_(model, regularizer, gen)
     model = model.to(device=device, dtype=torch_type)

@@ -62,8 +62,6 @@ def speed(activation="tanh", sigma_b2: float = 2.01e-5, *, depth: int = 32, chan
         theory columns ``sigma_w2, jacobian_variance_theory`` (variance of the limiting ``J J^T`` law of the deep
         block). ``attrs["steps_to_half"]`` maps each init to the first step with training accuracy >= 0.5.
     """
-    import torch
-
     from validate.batched import TrainConfig, train_batched
     from validate.data import load_dataset
     from validate.models import build_model, init_model_
@@ -102,7 +100,6 @@ def speed(activation="tanh", sigma_b2: float = 2.01e-5, *, depth: int = 32, chan
         moments = rmt.jacobian_moments(act, sigma_w2, float(sigma_b2), depth, weights=weights, k=2)
         curve = curve.assign(sigma_w2=sigma_w2, jacobian_variance_theory=float(moments[1] - moments[0] ** 2))
         frames.append(curve)
-    del torch
     result = pd.concat(frames, ignore_index=True)
     summary = {init: steps_to_accuracy(c, 0.5) for init, c in result.groupby("init", sort=False)}
     result.attrs["steps_to_half"] = summary
