@@ -89,3 +89,10 @@ def test_cnn_signal_negative_control():
 def test_cnn_signal_rejects_algorithm1_orthogonal():
     with pytest.raises(ValueError, match="init"):
         signal_cnn("tanh", 1.5, 0.0, depth=1, channels=4, draws=2, init="orthogonal")
+
+
+def test_fc_signal_with_two_inputs_from_the_data():
+    frame = signal_fc("tanh", 2.0, 0.05, depth=4, width=96, draws=16, data="digits", seed=5)
+    assert frame.attrs["q0"] == pytest.approx(1.0)  # standardised examples: q^0 = 1
+    assert -1 < frame.attrs["c0"] < 1
+    assert frame.q_z.abs().max() < Z_MAX and frame.c_z.abs().max() < Z_MAX
