@@ -137,7 +137,7 @@ def signal_fc(activation="tanh", sigma_w2: float | None = None, sigma_b2: float 
     c1 = (sigma_w2 * q_in * c_in + sigma_b2) / q1
     theory = meanfield.iterate_maps(act, sigma_w2, sigma_b2, q1, c1, depth - 1)
 
-    x = torch.as_tensor(pair, dtype=torch_type, device=device)
+    x = torch.tensor(pair, dtype=torch_type, device=device)
     gen = torch_generator(seed, device)
     qs = np.empty((draws, depth))
     cs = np.empty((draws, depth))
@@ -282,7 +282,7 @@ def signal_cnn(activation="tanh", sigma_w2: float | None = None, sigma_b2: float
 
     net = _conv_stack(c_in, channels, depth, kernel_size).to(device=device, dtype=torch_type)
     gen = torch_generator(seed, device)
-    x = torch.as_tensor(img[None], dtype=torch_type, device=device)
+    x = torch.tensor(img[None], dtype=torch_type, device=device)
     covs = np.empty((draws, depth, n * n, n * n))
     captured: list[torch.Tensor] = []
     hooks = [conv.register_forward_hook(lambda _m, _i, out: captured.append(out.detach())) for conv in net]
