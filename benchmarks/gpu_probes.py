@@ -94,4 +94,12 @@ if __name__ == "__main__":
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from validate.batched import resolve_device
+
+    try:
+        resolve_device(args.device)
+    except (ValueError, RuntimeError) as exc:
+        parser.error(f"--device: {exc}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        parser.error(f"--out: {args.out!r} exists and is not a directory")
     print(json.dumps(main(args.out, args.device, args.smoke), indent=2, default=str))
