@@ -18,3 +18,7 @@ from validate.batched import TrainConfig, train_batched, train_sequential  # noq
 from validate.data import DataFileError, Dataset, load_dataset  # noqa: F401
 from validate.models import FCNet, VanillaCNN, build_model, init_model_  # noqa: F401
 from validate.trainability import ConfigMismatchError, summarize_trainability  # noqa: F401
+
+# --- Probes and the diagnostic (issue 12) ---
+# isort: split
+from validate.diagnostic import Diagnosis, diagnose  # noqa: F401,E402

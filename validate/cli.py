@@ -84,6 +84,9 @@ def _build_parser() -> argparse.ArgumentParser:
     group.add_argument("--workers", type=int, default=None, help="start a local Dask cluster of N workers")
     group.add_argument("--scheduler", default=None, help="address of an existing dask.distributed scheduler")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from validate.probe_cli import add_probe_subcommands  # he (issue 12): signal, spectra, gradnorm, speed, diagnose
+
+    add_probe_subcommands(sub)
     return parser
 
 
@@ -167,4 +170,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "probe_handler", None) is not None:  # he (issue 12): the probe subcommands
+        return args.probe_handler(args)
     return _trainability(parser, args)  # the only command so far (argparse enforces the choice)
