@@ -157,7 +157,7 @@ def fourier_eigenvalues(v, n) -> np.ndarray:
     v : array_like, shape (k,) or (k1, k2)
         Kernel variance vector (non-negative, sums to 1, odd sizes); see :func:`meanfield.kernels.kernel_variance`.
     n : int
-        Image side, ``n >= `` kernel size.
+        Image side, at least the kernel size.
 
     Returns
     -------

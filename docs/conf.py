@@ -1,0 +1,201 @@
+"""Sphinx configuration: the Markdown pages of docs/ as the narrative part, an API reference from the docstrings.
+
+Build (warnings are errors): ``sphinx-build -W --keep-going -b html docs docs/_build/html``; needs the ``docs`` extra
+(``pip install -e '.[docs]'``). The API pages under ``docs/api/`` are generated here, at every build, from the
+modules found on disk (every public module of ``meanfield``, ``rmt``, ``validate`` and ``figures``; ``__main__`` and
+``_private`` modules are skipped, so no command-line entry point runs). Importing the modules runs no computation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import pkgutil
+import re
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+# Document the checkout this file belongs to, not whatever copy of the packages is installed.
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+PACKAGES = {
+    "meanfield": "Mean-field theory: activations, Gaussian expectations, fixed points, depth scales, CNN covariance maps.",
+    "rmt": "Random-matrix theory: Jacobian spectra, conv operators, orthogonal kernels, Procrustes, batch norm.",
+    "validate": "PyTorch networks that check the theory: initializers, models, data, batched training, experiments.",
+    "figures": "Every figure of the toolkit, ``python -m figures``.",
+}
+
+project = "sigprop-theory"
+author = "sigprop-theory contributors"
+copyright = "sigprop-theory contributors"  # noqa: A001 (the name Sphinx reads)
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "numpydoc",
+    "myst_parser",
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+templates_path = ["_templates"]
+
+# Markdown: GitHub-style anchors for "#section" links, dollar maths left as text.
+myst_heading_anchors = 3
+myst_enable_extensions = ["colon_fence"]
+
+# autodoc / autosummary
+autosummary_generate = True
+autosummary_imported_members = False
+autodoc_default_options = {"show-inheritance": True}
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+autodoc_preserve_defaults = True
+
+# numpydoc: the class pages list their members through autodoc, not through numpydoc's autosummary tables.
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+
+html_theme = "alabaster"
+html_title = "sigprop-theory"
+html_theme_options = {"page_width": "1200px", "sidebar_width": "260px"}
+
+
+def public_modules(package: str) -> list[str]:
+    """Dotted names of the public submodules of ``package`` found on disk (none imported here)."""
+    pkg = importlib.import_module(package)
+    names = []
+    for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."):
+        if any(part.startswith("_") for part in info.name.split(".")[1:]):
+            continue  # __main__ (runs a command line on import) and private modules
+        names.append(info.name)
+    return sorted(names)
+
+
+def public_api(package: str) -> list[str]:
+    """``module.name`` of each function and class the package exports at its top level, where it is defined."""
+    pkg = importlib.import_module(package)
+    exported = getattr(pkg, "__all__", None) or [n for n in vars(pkg) if not n.startswith("_")]
+    targets = []
+    for name in exported:
+        obj = getattr(pkg, name, None)
+        if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+            continue
+        module = getattr(obj, "__module__", "") or ""
+        if module.split(".")[0] != package or module.split(".")[-1].startswith("_"):
+            continue
+        targets.append(f"{module}.{obj.__qualname__}")
+    return targets
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` unless it already holds it (keeps Sphinx's incremental build incremental)."""
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
+def write_api_pages() -> None:
+    """Generate ``docs/api/index.rst`` and one page per package (autosummary makes one page per module)."""
+    api = DOCS / "api"
+    api.mkdir(exist_ok=True)
+    index = [
+        "API reference",
+        "=============",
+        "",
+        "Generated from the docstrings. Each package page lists what the package exports at its top level, then",
+        "every module; each module page documents its public functions and classes.",
+        "",
+        ".. toctree::",
+        "   :maxdepth: 1",
+        "",
+        *(f"   {package}" for package in PACKAGES),
+        "",
+    ]
+    write_if_changed(api / "index.rst", "\n".join(index))
+    for package, summary in PACKAGES.items():
+        lines = [f"``{package}``", "=" * (len(package) + 4), "", summary, "", f".. automodule:: {package}", ""]
+        # Entries are relative to the package (automodule made it the current module).
+        exported = public_api(package)
+        if exported:
+            lines += ["Exported at the top level", "-" * 25, "", ".. autosummary::", "   :nosignatures:", ""]
+            lines += [f"   {target.removeprefix(package + '.')}" for target in exported]
+            lines.append("")
+        lines += ["Modules", "-------", "", ".. autosummary::", "   :toctree: generated", ""]
+        lines += [f"   {module.removeprefix(package + '.')}" for module in public_modules(package)]
+        lines.append("")
+        write_if_changed(api / f"{package}.rst", "\n".join(lines))
+
+
+write_api_pages()
+
+
+def resolve_reexport(app, env, node, contnode):
+    """Resolve a Python cross-reference to a re-exported name (``meanfield.q_star``) where it is defined.
+
+    The API pages document each object once, in its defining module; references written the way users import
+    (``meanfield.q_star``, ``rmt.jacobian_spectrum``) are redirected there instead of being left unresolved.
+    """
+    if node.get("refdomain") != "py":
+        return None
+    target = node.get("reftarget", "")
+    package = target.split(".")[0]
+    if package not in PACKAGES or "." not in target:
+        return None
+    module_name, _, attr = target.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError):
+        return None
+    defined = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+    if defined == target or not defined.startswith(f"{package}."):
+        return None
+    new = node.deepcopy()
+    new["reftarget"] = defined
+    domain = env.get_domain("py")
+    return domain.resolve_xref(env, node.get("refdoc"), app.builder, node.get("reftype"), defined, new, contnode)
+
+
+# Plain-text notation of the docstrings that reStructuredText would read as markup: a star-unpacked shape such as
+# ``(n, *input_shape)`` (emphasis), an absolute value ``|chi_1 - 1|`` (substitution) and a name ending in ``_``
+# outside backticks (a hyperlink reference, e.g. the in-place initializers ``critical_``). Escaped outside literals,
+# roles and code blocks, so the text renders exactly as written; everything else is left to reStructuredText.
+_LITERAL = re.compile(r"(``.+?``|`[^`]*`)")
+_PLAIN_MARKUP = re.compile(r"(?<![\w*\\])\*(?=[A-Za-z_][\w.]*[,)\]])|(?<!\\)\||(?<=[A-Za-z0-9])_(?=[\s.,;:)]|$)")
+
+
+def escape_plain_markup(line: str) -> str:
+    """``line`` with the plain-text notation above escaped outside its inline literals and roles."""
+    if line.lstrip().startswith("|"):
+        return line  # a line block or table row
+    parts = _LITERAL.split(line)
+    parts[::2] = [_PLAIN_MARKUP.sub(lambda m: "\\" + m.group(0), part) for part in parts[::2]]
+    return "".join(parts)
+
+
+def escape_docstring(app, what, name, obj, options, lines):
+    """``autodoc-process-docstring`` handler: apply :func:`escape_plain_markup` to prose lines in place."""
+    block_indent = None  # indentation of the line that opened a literal (``::``) or doctest block
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip())
+        if block_indent is not None:
+            if not stripped or indent > block_indent or stripped.startswith((">>>", "...")):
+                continue
+            block_indent = None
+        if stripped.startswith(">>>"):
+            block_indent = indent - 1
+            continue
+        lines[i] = escape_plain_markup(line)
+        if stripped.endswith("::"):
+            block_indent = indent
+
+
+def setup(app):
+    app.connect("missing-reference", resolve_reexport)
+    app.connect("autodoc-process-docstring", escape_docstring, priority=600)
