@@ -1,9 +1,10 @@
 """Sphinx configuration: the Markdown pages of docs/ as the narrative part, an API reference from the docstrings.
 
 Build (warnings are errors): ``sphinx-build -W --keep-going -b html docs docs/_build/html``; needs the ``docs`` extra
-(``pip install -e '.[docs]'``). The API pages under ``docs/api/`` are generated here, at every build, from the
-modules found on disk (every public module of ``meanfield``, ``rmt``, ``validate`` and ``figures``; ``__main__`` and
-``_private`` modules are skipped, so no command-line entry point runs). Importing the modules runs no computation.
+(``pip install -e '.[docs]'``). The API pages under ``docs/api/`` (ignored by git) are generated here, at every
+build, from the modules found on disk (every public module of ``meanfield``, ``rmt``, ``validate`` and ``figures``;
+``__main__`` and ``_private`` modules are skipped, so no command-line entry point runs). Importing the modules runs no
+computation.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 PACKAGES = {
-    "meanfield": "Mean-field theory: activations, Gaussian expectations, fixed points, depth scales, CNN covariance maps.",
+    "meanfield": "Mean-field theory: activations, Gaussian expectations, fixed points, depth scales, CNN covariances.",
     "rmt": "Random-matrix theory: Jacobian spectra, conv operators, orthogonal kernels, Procrustes, batch norm.",
     "validate": "PyTorch networks that check the theory: initializers, models, data, batched training, experiments.",
     "figures": "Every figure of the toolkit, ``python -m figures``.",
@@ -52,7 +53,9 @@ myst_enable_extensions = ["colon_fence"]
 # autodoc / autosummary
 autosummary_generate = True
 autosummary_imported_members = False
-autodoc_default_options = {"show-inheritance": True}
+# Every public name defined in a module is listed, whether or not a (possibly stale) __all__ names it or it has a
+# docstring yet.
+autodoc_default_options = {"show-inheritance": True, "ignore-module-all": True, "undoc-members": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
@@ -100,8 +103,11 @@ def write_if_changed(path: Path, text: str) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def write_api_pages() -> None:
-    """Generate ``docs/api/index.rst`` and one page per package (autosummary makes one page per module)."""
+def write_api_pages(app=None, config=None) -> None:
+    """Generate ``docs/api/index.rst`` and one page per package (autosummary makes one page per module).
+
+    Runs on ``config-inited``, before Sphinx lists the source files; the arguments are unused.
+    """
     api = DOCS / "api"
     api.mkdir(exist_ok=True)
     index = [
@@ -131,8 +137,6 @@ def write_api_pages() -> None:
         lines.append("")
         write_if_changed(api / f"{package}.rst", "\n".join(lines))
 
-
-write_api_pages()
 
 
 def resolve_reexport(app, env, node, contnode):
@@ -197,5 +201,6 @@ def escape_docstring(app, what, name, obj, options, lines):
 
 
 def setup(app):
+    app.connect("config-inited", write_api_pages)
     app.connect("missing-reference", resolve_reexport)
     app.connect("autodoc-process-docstring", escape_docstring, priority=600)
