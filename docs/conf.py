@@ -124,6 +124,12 @@ def write_api_pages(app=None, config=None) -> None:
         "",
     ]
     write_if_changed(api / "index.rst", "\n".join(index))
+    modules = {package: public_modules(package) for package in PACKAGES}
+    generated = api / "generated"  # autosummary's module pages: drop those of modules that no longer exist
+    current = {module for names in modules.values() for module in names}
+    for stale in generated.glob("*.rst") if generated.is_dir() else ():
+        if stale.stem not in current:
+            stale.unlink()
     for package, summary in PACKAGES.items():
         lines = [f"``{package}``", "=" * (len(package) + 4), "", summary, "", f".. automodule:: {package}", ""]
         # Entries are relative to the package (automodule made it the current module).
@@ -133,7 +139,7 @@ def write_api_pages(app=None, config=None) -> None:
             lines += [f"   {target.removeprefix(package + '.')}" for target in exported]
             lines.append("")
         lines += ["Modules", "-------", "", ".. autosummary::", "   :toctree: generated", ""]
-        lines += [f"   {module.removeprefix(package + '.')}" for module in public_modules(package)]
+        lines += [f"   {module.removeprefix(package + '.')}" for module in modules[package]]
         lines.append("")
         write_if_changed(api / f"{package}.rst", "\n".join(lines))
 
