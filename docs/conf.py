@@ -71,13 +71,19 @@ html_theme_options = {"page_width": "1200px", "sidebar_width": "260px"}
 
 
 def public_modules(package: str) -> list[str]:
-    """Dotted names of the public submodules of ``package`` found on disk (none imported here)."""
+    """Dotted names of the public submodules of ``package`` found on disk, each imported once, in sorted order.
+
+    Importing them here, in a fixed order, makes the build independent of the order in which Sphinx happens to
+    read the pages; a module that fails to import stops the build with its own error.
+    """
     pkg = importlib.import_module(package)
     names = []
     for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."):
         if any(part.startswith("_") for part in info.name.split(".")[1:]):
             continue  # __main__ (runs a command line on import) and private modules
         names.append(info.name)
+    for name in sorted(names):
+        importlib.import_module(name)
     return sorted(names)
 
 
@@ -206,7 +212,29 @@ def escape_docstring(app, what, name, obj, options, lines):
             block_indent = indent
 
 
+def add_unlisted_pages(app, docname, source):
+    """``source-read`` handler: put every Markdown page of docs/ that index.md does not name into its toctree.
+
+    They go just before the API reference entry (``api/index``), in alphabetical order, so a new page never breaks
+    the build with "document isn't included in any toctree" and never needs an edit of index.md to be reachable.
+    """
+    if docname != root_doc:
+        return
+    text = source[0]
+    listed = {line.strip() for line in text.splitlines()}
+    missing = sorted(page.stem for page in DOCS.glob("*.md") if page.stem not in listed and page.stem != root_doc)
+    if missing:
+        source[0] = text.replace("\napi/index\n", "\n" + "".join(f"{name}\n" for name in missing) + "api/index\n", 1)
+
+
+def reread_index(app, env, added, changed, removed):
+    """``env-get-outdated`` handler: read index.md at every build, so pages added since the last one are listed."""
+    return [root_doc]
+
+
 def setup(app):
+    app.connect("source-read", add_unlisted_pages)
+    app.connect("env-get-outdated", reread_index)
     app.connect("config-inited", write_api_pages)
     app.connect("missing-reference", resolve_reexport)
     app.connect("autodoc-process-docstring", escape_docstring, priority=600)
