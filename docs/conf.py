@@ -233,6 +233,12 @@ def reread_index(app, env, added, changed, removed):
 
 
 def setup(app):
+    # The one-line summaries of autosummary's tables end at the first full stop that is not a known abbreviation;
+    # the docstrings cite "Eq. 5", "eqn. 2.3", "Sec. 4", "Fig. S4", "Alg. 1".
+    from sphinx.ext import autosummary
+
+    citing = ("Eq.", "eq.", "Eqs.", "eqs.", "eqn.", "eqns.", "Sec.", "sec.", "Fig.", "Figs.", "Alg.", "approx.")
+    autosummary.WELL_KNOWN_ABBREVIATIONS = tuple(dict.fromkeys(autosummary.WELL_KNOWN_ABBREVIATIONS + citing))
     app.connect("source-read", add_unlisted_pages)
     app.connect("env-get-outdated", reread_index)
     app.connect("config-inited", write_api_pages)
