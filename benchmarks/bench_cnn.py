@@ -31,7 +31,7 @@ from meanfield import gaussian_kernel, get_activation, propagate_covariance
 from meanfield.gaussian import _kernel_quadrature
 from meanfield.kernels import kernel_variance
 
-TANH = ("tanh", 1.7609546, 0.05)  # critical (formulas.md reference value)
+TANH = ("tanh", 1.7609546, 0.05)  # critical (docs/formulas.md reference value)
 ERF = ("erf", 2.25, 0.25)
 
 

@@ -1,7 +1,7 @@
 """Convolutional mean field: the covariance map over spatial positions and its Fourier-mode depth scales.
 
 Xiao, Bahri, Sohl-Dickstein, Schoenholz, Pennington (2018), *Dynamical Isometry and a Mean Field Theory of CNNs*
-(paper 002), section 2.1 and supplementary Figure S4; formulas restated in ``shared/notes/formulas.md``.
+(paper 002), section 2.1 and supplementary Figure S4; formulas restated in ``docs/formulas.md``.
 
 A CNN with ``c -> infinity`` channels, periodic (circular) padding, kernel variance vector ``v`` (see
 :mod:`meanfield.kernels`), weights ``w_ij(beta) ~ N(0, sigma_w2 * v_beta / c)`` and biases ``N(0, sigma_b2)`` maps the
@@ -157,7 +157,7 @@ def fourier_eigenvalues(v, n) -> np.ndarray:
     v : array_like, shape (k,) or (k1, k2)
         Kernel variance vector (non-negative, sums to 1, odd sizes); see :func:`meanfield.kernels.kernel_variance`.
     n : int
-        Image side, ``n >= `` kernel size.
+        Image side, at least the kernel size.
 
     Returns
     -------
@@ -321,7 +321,7 @@ FIGURE_S4 = {"activation": "erf", "sigma_w2": 2.25, "sigma_b2": 0.25, "v": (0.02
 
 
 def figure_s4_covariance(scale: float = 1.0) -> np.ndarray:
-    """``Sigma^0`` of paper 002 Figure S4 (``shared/notes/formulas.md``), shape ``(10, 10)``.
+    """``Sigma^0`` of paper 002 Figure S4 (``docs/formulas.md``), shape ``(10, 10)``.
 
     ``Sigma^0 = Sigma* - scale * eps^0``, where ``eps^0`` lives on the first cyclic diagonal (and its mirror, so
     ``Sigma^0`` is symmetric) with DFT ``-(1/6) [1, r, r^3, r^5, r^4, r^2, r^4, r^5, r^3, r]``, ``r = 2/3``, and

@@ -11,7 +11,7 @@ A 10-node rule on the same panels gives an error bound (it is always the less ac
 Hermite coefficients ``a_k(q) = E[phi(sqrt(q) z) He_k(z)] / sqrt(k!)`` (probabilists' Hermite polynomials) are
 computed on the same rule, with panels narrowed to ``2/sqrt(k_max)`` to resolve the oscillations of ``He_k``, by the
 three-term recurrence of the normalised polynomials. By Mehler's formula, for ``(h1, h2)`` with variances ``q1, q2`` and
-correlation ``c``, ``E[phi(h1) phi(h2)] = sum_k a_k(q1) a_k(q2) c^k`` (see ``shared/notes/formulas.md``).
+correlation ``c``, ``E[phi(h1) phi(h2)] = sum_k a_k(q1) a_k(q2) c^k`` (see ``docs/formulas.md``).
 
 Two-point kernel ``E[phi(h1) phi(h2)]`` (:func:`gaussian_kernel`): closed forms where they exist; for smooth
 activations Mehler's series by :class:`MehlerKernel` (coefficients of all distinct variances of a call at once, cached
@@ -224,7 +224,7 @@ def gaussian_expectation(g: Callable[[np.ndarray], np.ndarray], q: float, kinks=
 def hermite_coefficients(activation, q: float, kmax: int) -> np.ndarray:
     """Normalised Hermite coefficients ``a_k(q) = E[phi(sqrt(q) z) He_k(z)] / sqrt(k!)``, ``k = 0..kmax``.
 
-    Mehler's formula (Poole et al. 2016 supplement; ``shared/notes/formulas.md``): for ``h1, h2`` with variances
+    Mehler's formula (Poole et al. 2016 supplement; ``docs/formulas.md``): for ``h1, h2`` with variances
     ``q1, q2`` and correlation ``c``, ``E[phi(h1) phi(h2)] = sum_k a_k(q1) a_k(q2) c^k`` and
     ``sqrt(q1 q2) E[phi'(h1) phi'(h2)] = sum_k k a_k(q1) a_k(q2) c^(k-1)``; Parseval: ``sum_k a_k^2 = E[phi^2]``.
 
@@ -392,7 +392,7 @@ def _batched_rule(base: np.ndarray, kinks: np.ndarray, scale: np.ndarray, shift:
 class MehlerKernel:
     """``E[phi(h1) phi(h2)]`` by Mehler's series, fast for many covariance pairs that share few distinct variances.
 
-    Mehler's formula (``shared/notes/formulas.md``; Poole et al. 2016 supplement) ``E[phi(h1) phi(h2)] =
+    Mehler's formula (``docs/formulas.md``; Poole et al. 2016 supplement) ``E[phi(h1) phi(h2)] =
     sum_k a_k(q1) a_k(q2) c^k`` (``c = q12 / sqrt(q1 q2)``) is summed with the coefficients of
     :func:`hermite_coefficients` and ``E[phi^2]`` of all distinct variances of a call at once, on the same rule
     (:func:`standard_normal_rule` for the largest variance and degree ``K``, half-width ``Z_MAX + 2``, with panel

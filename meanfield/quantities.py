@@ -1,6 +1,6 @@
 """Fixed points, susceptibilities, depth scales and phases of fully connected networks at initialization.
 
-Notation (Poole et al. 2016; Schoenholz et al. 2017; ``shared/notes/formulas.md``): weights have variance
+Notation (Poole et al. 2016; Schoenholz et al. 2017; ``docs/formulas.md``): weights have variance
 ``sigma_w2 / N`` and biases variance ``sigma_b2`` (variances throughout, never standard deviations), ``z ~ N(0, 1)``,
 ``V(q) = E[phi(sqrt(q) z)^2]``, ``D(q) = E[phi'(sqrt(q) z)^2]``.
 

@@ -1,6 +1,6 @@
 """Limiting spectrum of ``J J^T`` for a deep network at its mean-field fixed point (free probability).
 
-Pennington, Schoenholz, Ganguli (2017, 2018); paper 002 section 2.2; ``../shared/notes/formulas.md``
+Pennington, Schoenholz, Ganguli (2017, 2018); paper 002 section 2.2; ``docs/formulas.md``
 ("Jacobian spectra", "From S-transforms to a density"). ``J = prod_{l=1}^L D^l W^l`` with ``D^l = diag(phi'(h^l))``,
 ``h^l ~ N(0, q*)``; S-transforms multiply, ``S_{JJ^T}(m) = (S_W(m) S_{D^2}(m))^L``.
 

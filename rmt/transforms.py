@@ -1,6 +1,6 @@
 """Free-probability transforms of the building blocks of a deep network's Jacobian ``J = prod_l D^l W^l``.
 
-Conventions (Pennington, Schoenholz, Ganguli 2017, 2018; ``../shared/notes/formulas.md``, "From S-transforms to a
+Conventions (Pennington, Schoenholz, Ganguli 2017, 2018; ``docs/formulas.md``, "From S-transforms to a
 density"): for a spectral law ``rho`` (of ``W W^T``, ``D^2`` or ``J J^T``)
 
 * Stieltjes transform ``G(z) = int rho(t) / (z - t) dt``, so that ``rho(x) = -Im G(x + i0) / pi``;
@@ -76,7 +76,7 @@ def marchenko_pastur_edges(ratio: float = 1.0, sigma_w2: float = 1.0) -> tuple[f
 
 
 def marchenko_pastur_density(x: np.ndarray | float, ratio: float = 1.0, sigma_w2: float = 1.0) -> np.ndarray:
-    """Density of the continuous part of the Marchenko-Pastur law (formulas.md, "From S-transforms to a density").
+    """Density of the continuous part of the Marchenko-Pastur law (docs/formulas.md, "From S-transforms to a density").
 
     ``rho(x) = sqrt((b - x)(x - a)) / (2 pi sigma_w2 y x)`` on ``[a, b]`` (:func:`marchenko_pastur_edges`), 0 outside.
     For ``ratio > 1`` the law also has an atom of mass ``1 - 1/ratio`` at 0 that this density does not include
@@ -136,7 +136,7 @@ def weight_s_transform(m: np.ndarray | complex, weights: str, sigma_w2: float = 
     """S-transform of the law of ``W W^T``: ``1 / (sigma_w2 (1 + ratio m))`` (Gaussian), ``1 / sigma_w2`` (orthogonal).
 
     The Gaussian case is the free Poisson law (Marchenko-Pastur) with any aspect ratio; square layers (``ratio = 1``)
-    give the ``1 / (sigma_w2 (1 + m))`` of formulas.md.
+    give the ``1 / (sigma_w2 (1 + m))`` of docs/formulas.md.
     """
     weights = check_weights(weights)
     sigma_w2 = check_positive(sigma_w2, "sigma_w2")
@@ -271,7 +271,7 @@ def d2_moments(activation, q: float, k: int = 4) -> np.ndarray:
 def d2_s_transform(
     m: np.ndarray | complex, activation, q: float | None = None, steps: int = 64, tol: float = 1e-13
 ) -> np.ndarray:
-    """S-transform ``S_{D^2}(m) = (1 + m) / (m z)`` with ``M_{D^2}(z) = m`` (formulas.md).
+    """S-transform ``S_{D^2}(m) = (1 + m) / (m z)`` with ``M_{D^2}(z) = m`` (docs/formulas.md).
 
     ``z = M^{-1}(m)`` is followed by Newton continuation (on ``1/M(z) = 1/m``) along ``t m``, ``t`` from ``1/steps``
     to 1, starting from the series ``M^{-1}(m) ~ mu_1 / m + mu_2 / mu_1`` near ``m = 0``; this selects the branch

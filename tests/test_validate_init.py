@@ -88,7 +88,7 @@ class _Net(torch.nn.Module):
 
 @pytest.mark.parametrize("init", ["gaussian", "orthogonal", "delta_orthogonal"])
 def test_critical_sets_the_tanh_critical_point(init):
-    """tanh at sigma_b2 = 0.05 is critical at sigma_w2 = 1.7609546... (reference value, formulas.md)."""
+    """tanh at sigma_b2 = 0.05 is critical at sigma_w2 = 1.7609546... (reference value, docs/formulas.md)."""
     sw2 = 1.7609546
     net = critical_(_Net().double(), "tanh", sigma_b2=0.05, init=init, generator=torch.Generator().manual_seed(0))
     assert isinstance(net, _Net)

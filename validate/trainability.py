@@ -220,11 +220,12 @@ def trainability(*, model: str = "fc", activation="tanh", sigma_w2=DEFAULT_SIGMA
 
     Returns
     -------
-    DataFrame with columns :data:`COLUMNS` (``model, activation, init, sigma_w2, sigma_b2, depth, seed, step, loss,
-    train_accuracy, test_accuracy, xi_c`` then ``diverged, chance``): one row per (network, evaluation step),
-    including the rows of earlier runs in ``out``, sorted by ``sigma_b2, sigma_w2, depth, step``. ``loss`` is the mean
-    training cross-entropy on ``eval_size`` fixed training examples; ``xi_c`` the mean-field correlation depth scale
-    (inf on the critical line).
+    pandas.DataFrame
+        Columns :data:`COLUMNS` (``model, activation, init, sigma_w2, sigma_b2, depth, seed, step, loss,
+        train_accuracy, test_accuracy, xi_c`` then ``diverged, chance``): one row per (network, evaluation step),
+        including the rows of earlier runs in ``out``, sorted by ``sigma_b2, sigma_w2, depth, step``. ``loss`` is the
+        mean training cross-entropy on ``eval_size`` fixed training examples; ``xi_c`` the mean-field correlation depth
+        scale (inf on the critical line).
 
     Raises
     ------
