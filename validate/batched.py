@@ -28,7 +28,7 @@ from torch import nn
 from validate.data import Dataset
 
 __all__ = ["TrainConfig", "evaluation_steps", "estimate_memory", "available_memory", "max_networks", "resolve_device",
-           "matmul_precision", "step_cost", "train_batched", "train_sequential"]
+           "matmul_precision", "matmul_rate", "step_cost", "train_batched", "train_sequential"]
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,34 @@ def step_cost(template: nn.Module, input_shape: tuple[int, ...], batch_size: int
     flop = 3.0 * 2.0 * batch_size * sum(macs)
     traffic = float(itemsize) * (4.0 * batch_size * sum(outputs) + 5.0 * n_params)
     return flop, traffic
+
+
+def matmul_rate(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, n: int | None = None,
+                repeats: int = 5, tf32: bool = False) -> float:
+    """Measured floating-point rate of one large square matmul on ``device`` (FLOP/s, ``2 n^3`` per product).
+
+    The reference against which the engine's arithmetic rate is quoted (``benchmarks/bench_sweep.py``,
+    ``benchmarks/gpu_suite.py``). ``n`` defaults to 8192 on a GPU and 1024 on a CPU; one warm-up product, then the
+    best of ``repeats`` timed ones (synchronised).
+    """
+    import time
+
+    device = resolve_device(device)
+    n = n or (8192 if device.type == "cuda" else 1024)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    with matmul_precision(tf32):
+        for i in range(repeats + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            a @ b
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i:
+                best = min(best, time.perf_counter() - start)
+    return 2.0 * n**3 / best
 
 
 def max_networks(template: nn.Module, input_shape: tuple[int, ...], batch_size: int, dtype: torch.dtype,
@@ -384,7 +412,8 @@ def train_batched(models: Sequence[nn.Module], data: Dataset, config: TrainConfi
     Returns
     -------
     DataFrame with one row per (network, evaluation step): ``network`` (index into ``models``), ``step``, ``loss``
-    (mean training cross-entropy on the evaluation subset), ``train_accuracy``, ``test_accuracy``, ``diverged``.
+    (mean training cross-entropy on the evaluation subset), ``train_accuracy``, ``test_accuracy``, ``diverged``;
+    ``attrs["cuda_graph"]`` says whether the steps ran as a CUDA graph.
     """
     if len(models) == 0:
         raise ValueError("models must contain at least one network")
@@ -396,6 +425,7 @@ def train_batched(models: Sequence[nn.Module], data: Dataset, config: TrainConfi
         step = _SGDStep(stack, stack.parameters(), len(models), prepared, config, graph=graph)
         result = _train(stack, len(models), prepared, config, step)
     stack.unstack_into(models)
+    result.attrs["cuda_graph"] = step.graph is not None
     return result
 
 

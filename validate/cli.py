@@ -278,11 +278,14 @@ def _trainability(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         return 130
     summary = summarize_trainability(results, threshold=settings["threshold"], metric=settings["metric"])
     if args.json:
+        def finite(value):
+            return value if np.isfinite(value) else None  # strict JSON has no NaN / inf
+
         print(json.dumps({"agreement": summary.agreement, "n_cells": summary.n_cells, "metric": summary.metric,
                           "threshold": summary.threshold, "multiplier": summary.multiplier,
-                          "fitted_multiplier": summary.fitted_multiplier,
-                          "fitted_interval": list(summary.fitted_interval),
-                          "fitted_agreement": summary.fitted_agreement, "preset": args.preset,
+                          "fitted_multiplier": finite(summary.fitted_multiplier),
+                          "fitted_interval": [finite(v) for v in summary.fitted_interval],
+                          "fitted_agreement": finite(summary.fitted_agreement), "preset": args.preset,
                           "results": f"{args.out}/trainability.parquet", "rows": len(results)}))
     else:
         print(summary.text())
@@ -292,9 +295,6 @@ def _trainability(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    from validate.threads import passive_openmp
-
-    passive_openmp()  # only effective before torch is loaded (python -m validate loads it via validate/__init__)
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command == "presets":

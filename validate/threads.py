@@ -11,7 +11,7 @@ proportion to the CPU it gets. ``benchmarks/bench_load.py`` measures both settin
 :func:`cpu_threads` picks the count (idle cores from the affinity mask and the 1-minute load average, at least 1);
 :func:`thread_limit` applies it for a block and restores torch's setting afterwards; :func:`passive_openmp` sets
 ``OMP_WAIT_POLICY=PASSIVE`` and ``KMP_BLOCKTIME=0`` in the environment, which only has an effect before torch (and its
-OpenMP runtime) is loaded: the CLI entry points call it first thing.
+OpenMP runtime) is loaded: importing this module (``import validate`` does so first) calls it.
 """
 
 from __future__ import annotations
@@ -60,11 +60,12 @@ def cpu_threads(load: float | None = None, cores: int | None = None) -> int:
 def passive_openmp(environ=None) -> bool:
     """Ask OpenMP to sleep instead of spinning at barriers: ``OMP_WAIT_POLICY=PASSIVE``, ``KMP_BLOCKTIME=0``.
 
-    Values the user set are kept. Returns False (and changes nothing) when torch is already imported, since the
-    OpenMP runtime reads these variables once, when it is loaded.
+    Values the user set are kept, and nothing is set when ``SIGPROP_KEEP_OPENMP_DEFAULTS`` is in the environment
+    (``benchmarks/bench_load.py`` uses it to time OpenMP's defaults). Returns False (and changes nothing) when torch
+    is already imported, since the OpenMP runtime reads these variables once, when it is loaded.
     """
     environ = os.environ if environ is None else environ
-    if "torch" in sys.modules:
+    if "torch" in sys.modules or "SIGPROP_KEEP_OPENMP_DEFAULTS" in environ:
         return False
     environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     environ.setdefault("KMP_BLOCKTIME", "0")
@@ -101,3 +102,6 @@ def thread_limit(threads: int | str | None = "auto"):
         yield count
     finally:
         torch.set_num_threads(previous)
+
+
+passive_openmp()  # on import: validate/__init__.py imports this module before anything loads torch
