@@ -11,7 +11,9 @@ says so):
 4. ``fc-grid`` / ``fc-grid-tf32``: the full default FC grid of issue 11 (256 cells, depths 10-300, width 256, batch
    128, 1000 steps), timed (target: under 2 minutes), with its summary against 6 xi_c and a heat map PNG; again with
    TF32 matmuls, so that the effect of TF32 on the results can be read off (summary and ``cells.csv``).
-5. ``fc-preset``: ``--preset schoenholz2017-fc`` (training accuracy, SGD lr 1e-3) on the same grid.
+5. ``fc-preset``: ``--preset schoenholz2017-fc`` (training accuracy, SGD lr 1e-3) on the same grid;
+   ``fc-preset-deep``: the same at depths 107, 165, 223 and 300 only (the depths at which no critical network trained
+   in issue 11's H200 run with lr 0.01), a quick check of the learning-rate diagnosis.
 6. ``cnn-timing``: the deepest row of ``--preset xiao2018-cnn`` (64 channels) for a few steps, extrapolated to the
    full CNN grid (target: under 30 minutes); the extrapolation is labelled as such.
 7. the probe hooks below (helper he's ``python -m validate speed`` / ``gradnorm`` on CUDA), appended by whoever merges.
@@ -255,6 +257,13 @@ def main(argv=None) -> int:
                                 str(runs["fc-preset"]), *engine, *(toy if smoke else [])],
                   60 if smoke else 300, _trainability_summary)
 
+    def fc_preset_deep():
+        runs["fc-preset-deep"] = runs_dir / "fc_preset_deep"
+        deep = ["--depth", "8"] if smoke else ["--depth", "107,165,223,300"]
+        suite.run("fc-preset-deep", ["-m", "validate", "trainability", "--preset", "schoenholz2017-fc", "--out",
+                                     str(runs["fc-preset-deep"]), *engine, *(toy if smoke else []), *deep],
+                  60 if smoke else 240, _trainability_summary)
+
     def cnn_timing():
         runs["cnn-timing"] = runs_dir / "cnn_timing"
         steps, depth = (3, 8) if smoke else (50, 300)
@@ -274,8 +283,8 @@ def main(argv=None) -> int:
             suite.save()
 
     stages = {"pytest-gpu": pytest_gpu, "bench-fc": bench_fc, "bench-fc-64": bench_fc64, "bench-cnn": bench_cnn,
-              "fc-grid": fc_grid, "fc-grid-tf32": lambda: fc_grid(tf32=True), "fc-preset": fc_preset,
-              "cnn-timing": cnn_timing}
+              "fc-grid": fc_grid, "fc-preset": fc_preset, "cnn-timing": cnn_timing,
+              "fc-grid-tf32": lambda: fc_grid(tf32=True), "fc-preset-deep": fc_preset_deep}
     order = args.stages.split(",") if args.stages else list(stages)
     unknown = [name for name in order if name not in stages]
     if unknown:

@@ -134,7 +134,7 @@ _PRESET_FLAGS = {
     "model": "--model", "activation": "--activation", "sigma_b2": "--sigma-b2", "sigma_w2": "--sigma-w2",
     "depth": "--depth", "steps": "--steps", "width": "--width", "channels": "--channels", "init": "--init",
     "kernel": "--kernel", "batch_size": "--batch-size", "lr": "--lr", "momentum": "--momentum", "evals": "--evals",
-    "eval_size": "--eval-size", "threshold": "--threshold", "metric": "--metric",
+    "eval_size": "--eval-size", "threshold": "--threshold", "metric": "--metric", "lr_depth_ref": "--lr-depth-ref",
 }
 
 
@@ -165,6 +165,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="(default 128)")
     p.add_argument("--lr", type=float, default=None, help="SGD learning rate (default 0.01)")
     p.add_argument("--momentum", type=float, default=None, help="(default 0)")
+    p.add_argument("--lr-depth-ref", type=float, default=None,
+                   help="networks deeper than this train with lr * REF / depth (default: the same lr at every depth)")
     p.add_argument("--evals", type=int, default=None, help="evaluations per network besides step 0 (default 10)")
     p.add_argument("--eval-size", type=int, default=None, help="training examples for train loss/accuracy (2000)")
     p.add_argument("--threshold", type=float, default=None,
@@ -198,7 +200,7 @@ def _presets() -> int:
 
     for preset in PRESETS.values():
         print(f"{preset.name}: {preset.description}")
-        print("  " + " ".join(f"{_PRESET_FLAGS[k]} {v}" for k, v in preset.settings.items()))
+        print("  " + " ".join(f"{_PRESET_FLAGS[k]} {v}" for k, v in preset.settings.items() if v is not None))
         print(f"  source: {preset.source}")
         print(f"  scaled: {preset.scaled}")
     return 0
@@ -230,6 +232,8 @@ def _trainability(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error(f"--lr: must be > 0, got {settings['lr']}")
     if not 0 <= settings["momentum"] < 1:
         parser.error(f"--momentum: must be in [0, 1), got {settings['momentum']}")
+    if settings.get("lr_depth_ref") is not None and not settings["lr_depth_ref"] > 0:
+        parser.error(f"--lr-depth-ref: must be > 0, got {settings['lr_depth_ref']}")
     if not 0 < settings["threshold"] < 1:
         parser.error(f"--threshold: must be in (0, 1), got {settings['threshold']}")
     try:
@@ -267,7 +271,8 @@ def _trainability(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             init=settings["init"], kernel=settings["kernel"], batch_size=settings["batch_size"], lr=settings["lr"],
             momentum=settings["momentum"], num_evals=settings["evals"], eval_size=settings["eval_size"],
             dtype=args.dtype, workers=args.workers, scheduler=args.scheduler, max_batch=args.max_batch,
-            progress=not args.no_progress, threads=args.threads, tf32=args.tf32, resume=not args.no_resume)
+            progress=not args.no_progress, threads=args.threads, tf32=args.tf32, resume=not args.no_resume,
+            lr_depth_ref=settings.get("lr_depth_ref"))
     except ConfigMismatchError as exc:
         parser.error(f"--out: {exc}")
     except FileExistsError as exc:

@@ -35,7 +35,8 @@ from validate.data import Dataset, load_dataset
 from validate.models import INITS, MODELS, build_model, init_model_
 from validate.threads import thread_limit
 
-__all__ = ["COLUMNS", "ConfigMismatchError", "TrainabilitySummary", "summarize_trainability", "trainability"]
+__all__ = ["COLUMNS", "ConfigMismatchError", "TrainabilitySummary", "depth_scaled_lr", "summarize_trainability",
+           "trainability"]
 
 COLUMNS = ("model", "activation", "init", "sigma_w2", "sigma_b2", "depth", "seed", "step", "loss", "train_accuracy",
            "test_accuracy", "xi_c", "diverged", "chance")
@@ -74,16 +75,37 @@ class _Spec:
     eval_size: int
     dtype: str
     tf32: bool = False
+    lr_depth_ref: float | None = None
 
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
-                           num_evals=self.num_evals, eval_size=self.eval_size, seed=self.seed)
+    def train_config(self, depth: int | None = None) -> TrainConfig:
+        """Optimisation settings of the networks of ``depth`` (the learning rate may depend on it)."""
+        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=depth_scaled_lr(self.lr, depth,
+                                                                                            self.lr_depth_ref),
+                           momentum=self.momentum, num_evals=self.num_evals, eval_size=self.eval_size,
+                           seed=self.seed)
 
     def to_json(self) -> dict:
         stored = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
-        if not self.tf32:  # runs stored before the TF32 option had none: they stay resumable
-            del stored["tf32"]
+        for key in ("tf32", "lr_depth_ref"):  # runs stored before these options had none: they stay resumable
+            if not stored[key]:
+                del stored[key]
         return stored
+
+
+def depth_scaled_lr(lr: float, depth: int | None, reference_depth: float | None) -> float:
+    """SGD learning rate of a network of ``depth``: ``lr * min(1, reference_depth / depth)``, or ``lr`` without a
+    reference.
+
+    Why: at the critical point every layer's weight gradient has about the same size (the gradient neither vanishes
+    nor explodes, Schoenholz et al. 2017, section 4), so the summed squared gradient, and with it the change of the
+    loss in one SGD step, grows in proportion to depth. A step that suits depth 10 overshoots at depth 100-300
+    (measured in docs/validation.md: width 128, critical tanh, lr 0.01 oscillates at depth 100 and collapses to
+    chance at depth 200, while lr 0.003 trains at depth 100). Scaling ``lr`` by ``1 / depth`` beyond
+    ``reference_depth`` keeps the step per unit of depth fixed.
+    """
+    if reference_depth is None or depth is None:
+        return float(lr)
+    return float(lr) * min(1.0, float(reference_depth) / float(depth))
 
 
 def cell_seed(seed: int, sigma_w2: float, sigma_b2: float, depth: int) -> int:
@@ -104,7 +126,7 @@ def _train_unit(spec: _Spec, depth: int, points: Sequence[tuple[float, float]], 
     """Train the networks of one depth at the given ``(sigma_w2, sigma_b2)`` points together; rows without xi_c."""
     data = load_dataset(spec.data)
     models = [_make_network(spec, data, sw2, sb2, depth) for sw2, sb2 in points]
-    frame = train_batched(models, data, spec.train_config(), device=device, graph=graph, tf32=spec.tf32)
+    frame = train_batched(models, data, spec.train_config(depth), device=device, graph=graph, tf32=spec.tf32)
     frame["sigma_w2"] = [points[k][0] for k in frame["network"]]
     frame["sigma_b2"] = [points[k][1] for k in frame["network"]]
     frame["depth"] = depth
@@ -185,7 +207,7 @@ def trainability(*, model: str = "fc", activation="tanh", sigma_w2=DEFAULT_SIGMA
                  num_evals: int = 10, eval_size: int = 2000, dtype: str = "float32", workers: int | None = None,
                  scheduler: str | None = None, dask_processes: bool = True, max_batch: int | None = None,
                  progress: bool = True, threads: int | str | None = "auto", tf32: bool = False, graph: bool = True,
-                 resume: bool = True) -> pd.DataFrame:
+                 resume: bool = True, lr_depth_ref: float | None = None) -> pd.DataFrame:
     """Train a ``sigma_w2 x sigma_b2 x depth`` grid of networks and return their learning curves.
 
     Parameters
@@ -238,6 +260,9 @@ def trainability(*, model: str = "fc", activation="tanh", sigma_w2=DEFAULT_SIGMA
         Capture each SGD step as a CUDA graph on the GPU (:func:`validate.batched.train_batched`).
     resume : bool
         With ``out`` holding results: True skips the finished cells, False raises ``FileExistsError``.
+    lr_depth_ref : float, optional
+        Networks deeper than this train with ``lr * lr_depth_ref / depth`` (:func:`depth_scaled_lr`); None (default)
+        uses ``lr`` at every depth, as Schoenholz et al. (2017) did.
 
     Returns
     -------
@@ -274,7 +299,10 @@ def trainability(*, model: str = "fc", activation="tanh", sigma_w2=DEFAULT_SIGMA
     spec = _Spec(model=model, activation=act.name, init=init, kernel=str(kernel), data=data, sigma_w2=sw2s,
                  sigma_b2=sb2s, depth=_as_tuple(depth, "depth", int), seed=int(seed), steps=steps, width=width,
                  channels=channels, batch_size=batch_size, lr=float(lr), momentum=float(momentum),
-                 num_evals=num_evals, eval_size=eval_size, dtype=dtype, tf32=bool(tf32))
+                 num_evals=num_evals, eval_size=eval_size, dtype=dtype, tf32=bool(tf32),
+                 lr_depth_ref=None if lr_depth_ref is None else float(lr_depth_ref))
+    if lr_depth_ref is not None and not (np.isfinite(lr_depth_ref) and lr_depth_ref > 0):
+        raise ValueError(f"lr_depth_ref must be a positive number, got {lr_depth_ref!r}")
     spec.train_config()  # validates the optimisation settings
     resolved = resolve_device(device)
     dataset = load_dataset(data)
