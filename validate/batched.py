@@ -393,7 +393,7 @@ def matmul_precision(tf32: bool):
 
 
 def train_batched(models: Sequence[nn.Module], data: Dataset, config: TrainConfig, device="cpu", *,
-                  graph: bool = True, tf32: bool = False) -> pd.DataFrame:
+                  graph: bool = True, tf32: bool = False, update_models: bool = True) -> pd.DataFrame:
     """Train ``models`` (same architecture and dtype) together as one vmapped computation.
 
     Parameters
@@ -408,6 +408,8 @@ def train_batched(models: Sequence[nn.Module], data: Dataset, config: TrainConfi
         ``RuntimeWarning``, if capture fails). Ignored on a CPU.
     tf32 : bool
         Allow TensorFloat-32 matmuls and convolutions (see :func:`matmul_precision`).
+    update_models : bool
+        Copy the trained parameters back into ``models`` (False saves the copies when only the table is wanted).
 
     Returns
     -------
@@ -424,7 +426,8 @@ def train_batched(models: Sequence[nn.Module], data: Dataset, config: TrainConfi
     with matmul_precision(tf32):
         step = _SGDStep(stack, stack.parameters(), len(models), prepared, config, graph=graph)
         result = _train(stack, len(models), prepared, config, step)
-    stack.unstack_into(models)
+    if update_models:
+        stack.unstack_into(models)
     result.attrs["cuda_graph"] = step.graph is not None
     return result
 

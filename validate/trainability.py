@@ -115,8 +115,11 @@ def cell_seed(seed: int, sigma_w2: float, sigma_b2: float, depth: int) -> int:
 
 
 def _make_network(spec: _Spec, data: Dataset, sigma_w2: float, sigma_b2: float, depth: int) -> torch.nn.Module:
+    # shapes on "meta", then uninitialised CPU memory: init_model_ overwrites every parameter, so torch's default
+    # initialisation (as much work again, from the global generator) is skipped without changing any value
     net = build_model(spec.model, depth=depth, input_shape=data.input_shape, num_classes=data.num_classes,
-                      activation=spec.activation, width=spec.width, channels=spec.channels).to(DTYPES[spec.dtype])
+                      activation=spec.activation, width=spec.width, channels=spec.channels, device="meta")
+    net = net.to_empty(device="cpu").to(DTYPES[spec.dtype])
     generator = torch.Generator().manual_seed(cell_seed(spec.seed, sigma_w2, sigma_b2, depth))
     return init_model_(net, sigma_w2, sigma_b2, spec.init, spec.kernel, generator=generator)
 
@@ -126,7 +129,8 @@ def _train_unit(spec: _Spec, depth: int, points: Sequence[tuple[float, float]], 
     """Train the networks of one depth at the given ``(sigma_w2, sigma_b2)`` points together; rows without xi_c."""
     data = load_dataset(spec.data)
     models = [_make_network(spec, data, sw2, sb2, depth) for sw2, sb2 in points]
-    frame = train_batched(models, data, spec.train_config(depth), device=device, graph=graph, tf32=spec.tf32)
+    frame = train_batched(models, data, spec.train_config(depth), device=device, graph=graph, tf32=spec.tf32,
+                          update_models=False)
     frame["sigma_w2"] = [points[k][0] for k in frame["network"]]
     frame["sigma_b2"] = [points[k][1] for k in frame["network"]]
     frame["depth"] = depth
