@@ -133,8 +133,10 @@ def _last_json(text: str) -> dict:
 
 def _trainability_summary(text: str):
     data = _last_json(text)
-    return (f"{data['n_cells']} cells, agreement {data['agreement']:.1%}, fitted {data['fitted_multiplier']:.3g} "
-            f"xi_c ({data['metric']} accuracy)", data)
+    fitted = data["fitted_multiplier"]
+    fit = f"{fitted:.3g} xi_c" if fitted is not None else f"one-sided {data['fitted_interval']}"
+    return (f"{data['n_cells']} cells, agreement {data['agreement']:.1%}, fitted {fit} ({data['metric']} accuracy)",
+            data)
 
 
 def _cells_csv(suite: Suite, runs: dict[str, Path]) -> None:
@@ -218,7 +220,8 @@ def main(argv=None) -> int:
                 f"{best['fraction_of_matmul']:.1%} of matmul", {"rows": rows})
 
     common = ["--json", str(suite.out / "bench.json.tmp"), "--device", device]
-    engine = ["--device", device, "--no-progress", "--json"]
+    # progress bars (tqdm, to suite.log only) show how far a run got if the budget cuts it off
+    engine = ["--device", device, "--json", *(["--no-progress"] if smoke else [])]
     toy = ["--data", "synthetic", "--sigma-w2", "1:3:3", "--depth", "2,8", "--steps", "20", "--width", "16",
            "--eval-size", "128", "--evals", "2"]
 
@@ -294,6 +297,8 @@ def main(argv=None) -> int:
             suite.record(name, "skipped", 0.0, "--skip")
             continue
         stages[name]()
+        if name in runs:
+            _cells_csv(suite, runs)  # after every run, so that a timeout loses nothing finished
     (suite.out / "bench.json.tmp").unlink(missing_ok=True)
 
     for name, hook_argv, limit, smoke_argv in HOOKS:
