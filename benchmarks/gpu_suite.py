@@ -1,22 +1,24 @@
 """One prepared script for a GPU lent for a few minutes: GPU tests, GPU benchmarks, recorded trainability runs.
 
 Stages (each a subprocess with its own time limit; a stage that does not fit in the remaining budget is skipped and
-says so):
+says so). Default order, most informative first (measured on one H200: the fp32 FC grid alone takes about 225 s):
 
 1. ``info``: torch, device, measured float32 and TF32 matmul rates.
-2. ``pytest-gpu``: ``pytest -m gpu`` (the tests marked ``gpu``: CUDA-graph training equals CPU training, ...).
-3. ``bench-fc`` / ``bench-fc-64`` / ``bench-cnn``: ``benchmarks/bench_sweep.py`` on the GPU (one at a time, batched
-   eager, batched CUDA graph, graph + TF32) with FLOP counts and the fraction of the measured matmul rate; the
-   ``-64`` run trains 64 networks per launch instead of one grid row of 16.
-4. ``fc-grid`` / ``fc-grid-tf32``: the full default FC grid of issue 11 (256 cells, depths 10-300, width 256, batch
-   128, 1000 steps), timed (target: under 2 minutes), with its summary against 6 xi_c and a heat map PNG; again with
-   TF32 matmuls, so that the effect of TF32 on the results can be read off (summary and ``cells.csv``).
-5. ``fc-preset``: ``--preset schoenholz2017-fc`` (training accuracy, SGD lr 1e-3) on the same grid;
-   ``fc-preset-deep``: the same at depths 107, 165, 223 and 300 only (the depths at which no critical network trained
-   in issue 11's H200 run with lr 0.01), a quick check of the learning-rate diagnosis.
-6. ``cnn-timing``: the deepest row of ``--preset xiao2018-cnn`` (64 channels) for a few steps, extrapolated to the
+2. ``pytest-gpu``: ``pytest -m gpu`` (the tests marked ``gpu``: CUDA-graph training equals one-at-a-time training in
+   float64, divergence flags on the device, GPU equals CPU).
+3. ``bench-fc`` / ``bench-cnn`` (and, last, ``bench-fc-64``): ``benchmarks/bench_sweep.py`` on the GPU (one at a
+   time, batched eager, batched CUDA graph, graph + TF32) with FLOP counts and the fraction of the measured matmul
+   rate; ``-64`` trains 64 networks per launch instead of one grid row of 16.
+4. ``fc-grid-tf32`` (and, later, ``fc-grid`` in float32): the full default FC grid of issue 11 (256 cells, depths
+   10-300, width 256, batch 128, 1000 steps, lr 0.01), timed (target: under 2 minutes), with its summary against
+   6 xi_c and a heat map PNG; comparing the two runs' summaries and ``cells.csv`` gives the effect of TF32.
+5. ``fc-preset-deep`` / ``fc-scaled-deep``: ``--preset schoenholz2017-fc`` (SGD lr 1e-3, training accuracy) and
+   ``--preset fc-depth-scaled-lr`` (lr 0.01 * 20 / depth) at depths 165 and 300 only, 2000 steps, TF32: do critical
+   networks train at the depths where none did with lr 0.01 (issue 11's H200 run)?
+6. ``cnn-timing``: the deepest row of ``--preset xiao2018-cnn`` (64 channels) for 50 steps, extrapolated to the
    full CNN grid (target: under 30 minutes); the extrapolation is labelled as such.
-7. the probe hooks below (helper he's ``python -m validate speed`` / ``gradnorm`` on CUDA), appended by whoever merges.
+7. ``fc-preset``: the whole schoenholz2017-fc grid (only with a larger ``--budget``).
+8. the probe hooks below (helper he's ``python -m validate speed`` / ``gradnorm`` on CUDA), appended by whoever merges.
 
 Everything goes under ``$OUT`` (default ``./gpu-out``) as it happens: ``suite.log`` (all output), ``summary.json``
 (rewritten atomically after every stage), ``cells.csv`` (final accuracy per cell of every run), ``fc_grid.png``; the
@@ -260,12 +262,11 @@ def main(argv=None) -> int:
                                 str(runs["fc-preset"]), *engine, *(toy if smoke else [])],
                   60 if smoke else 300, _trainability_summary)
 
-    def fc_preset_deep():
-        runs["fc-preset-deep"] = runs_dir / "fc_preset_deep"
-        deep = ["--depth", "8"] if smoke else ["--depth", "107,165,223,300"]
-        suite.run("fc-preset-deep", ["-m", "validate", "trainability", "--preset", "schoenholz2017-fc", "--out",
-                                     str(runs["fc-preset-deep"]), *engine, *(toy if smoke else []), *deep],
-                  60 if smoke else 240, _trainability_summary)
+    def fc_deep(name, preset):
+        runs[name] = runs_dir / name.replace("-", "_")
+        deep = ["--depth", "8"] if smoke else ["--depth", "165,300", "--tf32"]
+        suite.run(name, ["-m", "validate", "trainability", "--preset", preset, "--out", str(runs[name]), *engine,
+                         *(toy if smoke else []), *deep], 60 if smoke else 150, _trainability_summary)
 
     def cnn_timing():
         runs["cnn-timing"] = runs_dir / "cnn_timing"
@@ -287,8 +288,12 @@ def main(argv=None) -> int:
 
     stages = {"pytest-gpu": pytest_gpu, "bench-fc": bench_fc, "bench-fc-64": bench_fc64, "bench-cnn": bench_cnn,
               "fc-grid": fc_grid, "fc-preset": fc_preset, "cnn-timing": cnn_timing,
-              "fc-grid-tf32": lambda: fc_grid(tf32=True), "fc-preset-deep": fc_preset_deep}
-    order = args.stages.split(",") if args.stages else list(stages)
+              "fc-grid-tf32": lambda: fc_grid(tf32=True),
+              "fc-preset-deep": lambda: fc_deep("fc-preset-deep", "schoenholz2017-fc"),
+              "fc-scaled-deep": lambda: fc_deep("fc-scaled-deep", "fc-depth-scaled-lr")}
+    default_order = ["pytest-gpu", "bench-fc", "bench-cnn", "fc-grid-tf32", "fc-preset-deep", "fc-scaled-deep",
+                     "cnn-timing", "fc-grid", "bench-fc-64", "fc-preset"]
+    order = args.stages.split(",") if args.stages else default_order
     unknown = [name for name in order if name not in stages]
     if unknown:
         parser.error(f"--stages: unknown stage(s) {', '.join(unknown)}; known: {', '.join(stages)}")

@@ -45,7 +45,7 @@ def _sorted(frame):
 
 
 def _max_param_difference(a, b):
-    return max(float((p - q).detach().abs().max()) for m, n in zip(a, b, strict=True)
+    return max(float((p.cpu() - q.cpu()).detach().abs().max()) for m, n in zip(a, b, strict=True)
                for p, q in zip(m.parameters(), n.parameters(), strict=True))
 
 

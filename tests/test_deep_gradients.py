@@ -55,3 +55,29 @@ def test_first_layer_gradient_of_ordered_depth_300_net_vanishes():
     """The same measurement does tell the phases apart (so the test above can fail)."""
     g64, g32 = _layer_gradient_norms(1.0, seed=0)
     assert g32[0] / g32[-1] < 1e-12 and g64[0] / g64[-1] < 1e-12  # measured 2e-18
+
+
+def test_summed_squared_gradient_grows_with_depth_and_width_at_criticality():
+    """Why one learning rate cannot serve depths 10 to 300: sum_l |dL/dW_l|^2 ~ 0.1 N L for a critical tanh net.
+
+    The first-order loss change of one SGD step is lr * sum |g|^2, so a step that suits depth 10 is 20-30 times too
+    large at depth 300 (measured: mean over 4 seeds of sum |g|^2 / (N L) = 0.09 .. 0.16 for N = 64, 128 and
+    L = 25 .. 200). Ordered networks would give a sum that stops growing with depth (later layers only).
+    """
+    data = load_dataset("mnist-sample")
+    x, y = torch.tensor(data.x_train[:256], dtype=torch.float32), torch.tensor(data.y_train[:256])
+
+    def summed(depth, width, sigma_w2=CRITICAL):
+        values = []
+        for seed in range(4):
+            net = build_model("fc", depth=depth, input_shape=data.input_shape, num_classes=10, width=width)
+            init_model_(net, sigma_w2, 0.05, generator=torch.Generator().manual_seed(seed))
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+            values.append(sum(float((g**2).sum()) for g in torch.autograd.grad(loss, list(net.parameters()))))
+        return float(np.mean(values))
+
+    shallow, deep = summed(25, 128), summed(200, 128)
+    assert 0.04 < shallow / (25 * 128) < 0.4 and 0.04 < deep / (200 * 128) < 0.4
+    assert deep / shallow > 3  # measured 7.4: grows with depth
+    ordered_shallow, ordered_deep = summed(25, 128, 1.0), summed(200, 128, 1.0)
+    assert ordered_deep / ordered_shallow < 2  # the ordered phase: gradients of early layers vanish

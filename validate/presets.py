@@ -72,16 +72,22 @@ PRESETS = {
         scaled="the 5000-image MNIST sample (4000 train) instead of full MNIST; 16 x 16 grid; width 256 and batch "
                "128 (not stated in the text consulted); 2000 steps (measured on CPU at width 128: lr 1e-3 takes "
                "depth-10 nets to 83 % training accuracy in 1000 steps and critical depth-100 nets to 65 % in 500)"),
+    "fc-depth-scaled-lr": Preset(
+        "fc-depth-scaled-lr", "the Schoenholz grid with SGD lr 0.01 * min(1, 20 / depth): a stable step at every depth",
+        {**_COMMON, "steps": 2000, "lr": 1e-2, "lr_depth_ref": 20, "metric": "train"},
+        source="Schoenholz et al. (2017) grid; learning rate rule from the measurements in docs/validation.md",
+        scaled="not a paper's protocol: lr * depth is held at 0.2 beyond depth 20 (lr 0.01 diverges or collapses "
+               "to chance beyond depth ~100 at width 128-256; lr 1e-3 at depth 10 learns slowly)"),
     "xiao2018-cnn": Preset(
         "xiao2018-cnn", "paper 002 Figure 2: vanilla CNN tanh on MNIST, training accuracy",
-        {**_COMMON, "model": "cnn", "channels": 64, "steps": 1000, "lr": 1e-2, "lr_depth_ref": 30, "metric": "train"},
+        {**_COMMON, "model": "cnn", "channels": 64, "steps": 1000, "lr": 1e-2, "lr_depth_ref": 20, "metric": "train"},
         source="Xiao et al. 2018 (paper 002), section 3 and Figure 2: vanilla CNN, tanh, MNIST, depth 10 to 600, "
                "c = 256 (d <= 256), no learning-rate decay, training accuracy after different numbers of steps, "
                "xi_c overlaid",
         scaled="64 channels instead of 256; depths 10 to 300 instead of 600; the MNIST sample; sigma_w2 range, "
                "sigma_b2, learning rate and steps are not in the text consulted: FC ranges, SGD lr 0.01 scaled by "
-               "30 / depth beyond depth 30 (so 1e-3 at depth 300, Schoenholz et al.'s rate; see "
-               "validate.trainability.depth_scaled_lr), 1000 steps"),
+               "20 / depth beyond depth 20 (6.7e-4 at depth 300; see validate.trainability.depth_scaled_lr), "
+               "1000 steps"),
 }
 
 DEFAULT_PRESET = "default"
