@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from validate.data import Dataset
+from validate.models import FCNet
 
 __all__ = ["TrainConfig", "evaluation_steps", "estimate_memory", "available_memory", "max_networks", "resolve_device",
            "matmul_precision", "matmul_rate", "step_cost", "train_batched", "train_sequential"]
@@ -233,15 +234,34 @@ def _per_network_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class _Stack:
-    """K networks stacked for ``torch.func.functional_call`` under ``vmap``."""
+    """K networks stacked along a leading axis.
+
+    :class:`validate.models.FCNet` runs as explicit batched matmuls (``torch.baddbmm`` with the bias fused in: one
+    GEMM per layer and network batch); any other module runs under ``torch.vmap`` of
+    ``torch.func.functional_call`` (one grouped convolution per conv layer).
+    """
 
     def __init__(self, models: Sequence[nn.Module], device: torch.device):
         self.template = copy.deepcopy(models[0]).to("meta")
         names = [name for name, _ in models[0].named_parameters()]
         self.params = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in models]).to(device)
                        .requires_grad_(True) for name in names}
+        self.fc = type(models[0]) is FCNet
+        if self.fc:
+            depth = len(models[0].hidden)
+            self.layers = [(self.params[f"hidden.{i}.weight"], self.params[f"hidden.{i}.bias"]) for i in range(depth)]
+            self.layers.append((self.params["readout.weight"], self.params["readout.bias"]))
+            self.phi = models[0].phi
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fc:
+            h = x.flatten(1).expand(len(self.layers[0][0]), -1, -1)  # (K, B, features), no copy
+            for i, (weight, bias) in enumerate(self.layers):
+                h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+                if i < len(self.layers) - 1:
+                    h = self.phi(h)
+            return h
+
         def one(params, inputs):
             return torch.func.functional_call(self.template, params, (inputs,))
 
