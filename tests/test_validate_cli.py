@@ -69,6 +69,11 @@ def _exit_message(capsys, argv):
     (["--threshold", "1.5"], "--threshold"),
     (["--workers", "0"], "--workers"),
     (["--model", "cnn", "--kernel", "GS9", "--data", "digits"], "--kernel"),
+    (["--lr-depth-ref", "0"], "--lr-depth-ref"),
+    (["--metric", "both"], "--metric"),
+    (["--preset", "paper"], "--preset"),
+    (["--dtype", "float16"], "--dtype"),
+    (["--threads", "none"], "--threads"),
 ])
 def test_bad_flags_exit_2_naming_the_flag(capsys, tmp_path, argv, flag):
     code, message = _exit_message(capsys, ["--out", str(tmp_path), *SMALL, *argv])
