@@ -6,8 +6,8 @@ the other spins (see :mod:`validate.threads`). This script times the same traini
 in fresh processes, in four cases:
 
 - ``old``: torch's default threads (one per core) and OpenMP's default wait policy (what the engine did before);
-- ``new``: the engine's default now, ``threads="auto"`` (idle cores under the current load, at least 1) and
-  ``OMP_WAIT_POLICY=PASSIVE`` set by ``import validate`` before torch loads;
+- ``new``: the engine's default now, ``threads="auto"`` (idle cores under the current load, at least 1, chosen when
+  the run starts) and ``OMP_WAIT_POLICY=PASSIVE`` set by ``import validate`` before torch loads;
 
 each quiet and with ``--busy`` busy-looping processes that this script starts and stops itself.
 
@@ -25,13 +25,16 @@ import time
 CHILD = """
 import os, sys, time
 t0 = time.perf_counter()
-import torch
-from validate.trainability import trainability
 mode = sys.argv[1]
+import validate  # first: sets OMP_WAIT_POLICY=PASSIVE before torch loads (not with SIGPROP_KEEP_OPENMP_DEFAULTS)
+import torch
+from validate.threads import cpu_threads
+from validate.trainability import trainability
+used = torch.get_num_threads() if mode == "old" else cpu_threads()
 trainability(model="fc", activation="tanh", sigma_w2=(1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0), sigma_b2=0.05,
              depth=(4, 8, 16, 32, 64), steps=int(sys.argv[2]), data="digits", width=64, seed=0, device="cpu",
              progress=False, threads=None if mode == "old" else "auto")
-print(f"{time.perf_counter() - t0:.3f} {torch.get_num_threads()} {os.environ.get('OMP_WAIT_POLICY', '-')}")
+print(f"{time.perf_counter() - t0:.3f} {used} {os.environ.get('OMP_WAIT_POLICY', '-')}")
 """
 
 BUSY = "while True: pass"
