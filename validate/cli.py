@@ -251,10 +251,14 @@ def _trainability(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             parser.error(f"--kernel: {exc}")
     device = check_engine_arguments(parser, args)
     if args.dry_run:
+        from validate.trainability import depth_scaled_lr
+
         resolved = {**settings, **grid, "preset": args.preset, "device": str(device), "dtype": args.dtype,
                     "seed": args.seed, "data": args.data, "out": args.out, "tf32": args.tf32,
                     "threads": args.threads, "cells": len(grid["sigma_w2"]) * len(grid["sigma_b2"]) *
-                    len(grid["depth"])}
+                    len(grid["depth"]),
+                    "lr_by_depth": {d: depth_scaled_lr(settings["lr"], d, settings.get("lr_depth_ref"))
+                                    for d in grid["depth"]}}
         print(json.dumps(resolved, indent=2) if args.json else
               "\n".join(f"{key}: {value}" for key, value in resolved.items()))
         return 0
