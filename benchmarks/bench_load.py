@@ -60,7 +60,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="SGD steps per network (the figure uses 300)")
     parser.add_argument("--busy", type=int, default=4, help="busy processes for the loaded case")
+    parser.add_argument("--modes", default="old,new", help="which settings to time (default old,new)")
     args = parser.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or any(m not in ("old", "new") for m in modes):
+        parser.error(f"--modes: expected a comma list of old and new, got {args.modes!r}")
     print(f"cores available: {len(os.sched_getaffinity(0))}; load average before: {os.getloadavg()[0]:.2f}; "
           f"35 networks (figure grid), {args.steps} steps")
     results = {}
@@ -69,7 +73,7 @@ def main() -> None:
         try:
             if busy:
                 time.sleep(2.0)
-            for mode in ("old", "new"):
+            for mode in modes:
                 results[(mode, loaded)] = _run(mode, args.steps)
                 wall, info = results[(mode, loaded)]
                 print(f"{mode:3s} {'loaded' if loaded else 'quiet ':6s} ({len(busy)} busy): {wall:7.2f} s  ({info})",
@@ -79,7 +83,7 @@ def main() -> None:
                 proc.kill()
             for proc in busy:
                 proc.wait()
-    for mode in ("old", "new"):
+    for mode in modes:
         quiet, loaded = results[(mode, False)][0], results[(mode, True)][0]
         print(f"{mode}: loaded / quiet = {loaded / quiet:.2f}x")
 
