@@ -9,8 +9,11 @@ from validate.batched import (
     TrainConfig,
     estimate_memory,
     evaluation_steps,
+    matmul_precision,
+    matmul_rate,
     max_networks,
     resolve_device,
+    step_cost,
     train_batched,
     train_sequential,
 )
@@ -42,7 +45,7 @@ def _sorted(frame):
 
 
 def _max_param_difference(a, b):
-    return max(float((p - q).detach().abs().max()) for m, n in zip(a, b, strict=True)
+    return max(float((p.cpu() - q.cpu()).detach().abs().max()) for m, n in zip(a, b, strict=True)
                for p, q in zip(m.parameters(), n.parameters(), strict=True))
 
 
@@ -137,6 +140,67 @@ def test_cuda_without_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="no CUDA device"):
         resolve_device("cuda")
     assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_step_cost_counts_matmul_flop_and_traffic():
+    net = build_model("fc", depth=3, input_shape=(32,), num_classes=4, width=64)
+    macs = 32 * 64 + 2 * 64 * 64 + 64 * 4
+    params = sum(p.numel() for p in net.parameters())
+    flop, traffic = step_cost(net, (32,), 10, torch.float32)
+    assert flop == 3 * 2 * 10 * macs
+    assert traffic == 4 * (4 * 10 * (3 * 64 + 4) + 5 * params)
+    cnn = build_model("cnn", depth=2, input_shape=(1, 28, 28), num_classes=10, channels=8)
+    cnn_macs = 9 * (1 * 8 * 28 * 28 + 8 * 8 * 14 * 14 + 8 * 8 * 7 * 7 + 2 * 8 * 8 * 7 * 7) + 8 * 10
+    assert step_cost(cnn, (1, 28, 28), 5, torch.float64)[0] == 3 * 2 * 5 * cnn_macs
+
+
+def test_matmul_rate_and_precision_switch():
+    assert 1e6 < matmul_rate("cpu", torch.float32, n=128, repeats=2) < 1e14
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    with matmul_precision(True):
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    with matmul_precision(False):
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_cuda_graph_training_equals_sequential_in_float64(momentum):
+    """The captured CUDA-graph step, the eager batched step and torch.optim.SGD one at a time agree (float64)."""
+    data = load_dataset("synthetic")
+    points = [(0.6, 0.05), (1.7609546, 0.05), (2.2, 0.1)]
+    config = TrainConfig(steps=30, batch_size=32, lr=0.05, momentum=momentum, num_evals=3, eval_size=256, seed=4)
+    graph_nets, eager_nets = _networks("fc", data, points, 6, width=24), _networks("fc", data, points, 6, width=24)
+    single_nets = _networks("fc", data, points, 6, width=24)
+    graphed = train_batched(graph_nets, data, config, device="cuda")
+    assert graphed.attrs["cuda_graph"]
+    eager = train_batched(eager_nets, data, config, device="cuda", graph=False)
+    assert not eager.attrs["cuda_graph"]
+    single = _sorted(train_sequential(single_nets, data, config, device="cuda"))
+    for frame in (graphed, eager):
+        assert np.allclose(_sorted(frame)[METRICS], single[METRICS], rtol=0, atol=1e-10)
+    assert _max_param_difference(graph_nets, single_nets) < 1e-10
+    cnn = _networks("cnn", load_dataset("digits"), points[:2], 2, channels=4)
+    cnn_single = _networks("cnn", load_dataset("digits"), points[:2], 2, channels=4)
+    small = TrainConfig(steps=6, batch_size=16, lr=0.05, num_evals=2, eval_size=64, seed=1)
+    a = train_batched(cnn, load_dataset("digits"), small, device="cuda")
+    b = train_sequential(cnn_single, load_dataset("digits"), small, device="cuda")
+    assert a.attrs["cuda_graph"] and np.allclose(_sorted(a)[METRICS], _sorted(b)[METRICS], rtol=0, atol=1e-10)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_records_divergence_on_device():
+    data = load_dataset("synthetic")
+    config = TrainConfig(steps=40, batch_size=32, lr=0.05, num_evals=2, eval_size=128, seed=0)
+    nets = _networks("fc", data, [(0.3, 0.0), (1.0, 0.0)], depth=2, width=16, dtype=torch.float32)
+    with torch.no_grad():
+        nets[1].readout.weight[0, 0] = float("inf")
+    result = train_batched(nets, data, config, device="cuda")
+    last = result[result["step"] == 40].set_index("network")
+    assert result.attrs["cuda_graph"] and bool(last.loc[1, "diverged"]) and not bool(last.loc[0, "diverged"])
 
 
 @pytest.mark.gpu

@@ -168,3 +168,20 @@ def test_dask_process_workers_equal_serial_run(grid, tmp_path):
     results = trainability(sigma_w2=[0.5, CRITICAL], depth=[3, 30], out=tmp_path, workers=2, dask_processes=True,
                            **SMALL)
     pd.testing.assert_frame_equal(results, reference, check_exact=False, rtol=0, atol=1e-6)
+
+
+def test_depth_scaled_learning_rate_equals_explicit_rate(tmp_path):
+    from validate.trainability import depth_scaled_lr
+
+    assert depth_scaled_lr(0.01, 300, 30) == pytest.approx(1e-3)
+    assert depth_scaled_lr(0.01, 10, 30) == 0.01 and depth_scaled_lr(0.01, 300, None) == 0.01
+    base = {**SMALL, "steps": 20}
+    scaled = trainability(sigma_w2=[CRITICAL], depth=[3, 12], lr_depth_ref=6, out=tmp_path, **base)
+    explicit = trainability(sigma_w2=[CRITICAL], depth=[12], **{**base, "lr": SMALL["lr"] / 2})
+    shallow = trainability(sigma_w2=[CRITICAL], depth=[3], **base)
+    cols = ["loss", "train_accuracy", "test_accuracy"]
+    assert np.allclose(scaled[scaled["depth"] == 12][cols], explicit[cols], atol=1e-6)
+    assert np.allclose(scaled[scaled["depth"] == 3][cols], shallow[cols], atol=1e-6)
+    assert json.loads((tmp_path / "config.json").read_text())["lr_depth_ref"] == 6
+    with pytest.raises(ValueError, match="lr_depth_ref"):
+        trainability(sigma_w2=[CRITICAL], depth=[3], lr_depth_ref=0, **base)

@@ -69,6 +69,11 @@ def _exit_message(capsys, argv):
     (["--threshold", "1.5"], "--threshold"),
     (["--workers", "0"], "--workers"),
     (["--model", "cnn", "--kernel", "GS9", "--data", "digits"], "--kernel"),
+    (["--lr-depth-ref", "0"], "--lr-depth-ref"),
+    (["--metric", "both"], "--metric"),
+    (["--preset", "paper"], "--preset"),
+    (["--dtype", "float16"], "--dtype"),
+    (["--threads", "none"], "--threads"),
 ])
 def test_bad_flags_exit_2_naming_the_flag(capsys, tmp_path, argv, flag):
     code, message = _exit_message(capsys, ["--out", str(tmp_path), *SMALL, *argv])
@@ -110,3 +115,57 @@ def test_ctrl_c_exits_130_with_resume_hint(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(tr, "_train_unit", interrupted)
     code = main(["trainability", "--out", str(tmp_path), "--sigma-w2", "1", "--depth", "2", *SMALL])
     assert code == 130 and "rerun the same command to resume" in capsys.readouterr().err
+
+
+def test_presets_listing_and_dry_run_resolve_settings(capsys):
+    assert main(["presets"]) == 0
+    listing = capsys.readouterr().out
+    for name in ("default", "schoenholz2017-fc", "xiao2018-cnn"):
+        assert name in listing
+    assert "source:" in listing and "scaled:" in listing
+    assert main(["trainability", "--preset", "schoenholz2017-fc", "--dry-run", "--json", "--device", "cpu"]) == 0
+    resolved = json.loads(capsys.readouterr().out)
+    assert resolved["lr"] == 1e-3 and resolved["metric"] == "train" and resolved["model"] == "fc"
+    assert resolved["cells"] == 256 and resolved["depth"][-1] == 300
+    # an explicit flag wins over the preset, the rest still comes from it
+    assert main(["trainability", "--preset", "xiao2018-cnn", "--dry-run", "--json", "--lr", "0.05", "--depth",
+                 "10,20", "--device", "cpu"]) == 0
+    resolved = json.loads(capsys.readouterr().out)
+    assert resolved["lr"] == 0.05 and resolved["depth"] == [10, 20] and resolved["model"] == "cnn"
+    assert resolved["channels"] == 64 and resolved["metric"] == "train"
+
+
+def test_preset_and_engine_flags_errors(capsys, tmp_path):
+    code, message = _exit_message(capsys, ["--preset", "nope", "--dry-run"])
+    assert code == 2 and "--preset" in message
+    code, message = _exit_message(capsys, ["--threads", "0", "--out", str(tmp_path)])
+    assert code == 2 and "--threads" in message
+    code, message = _exit_message(capsys, [*SMALL, "--sigma-w2", "1", "--depth", "2"])
+    assert code == 2 and "--out" in message
+
+
+def test_add_engine_arguments_gives_other_commands_the_same_flags():
+    import argparse
+
+    from validate.cli import add_engine_arguments, check_engine_arguments
+
+    parser = argparse.ArgumentParser()
+    add_engine_arguments(parser)
+    args = parser.parse_args(["--device", "cpu", "--dtype", "float64", "--seed", "3", "--data", "synthetic", "--out",
+                              "x", "--no-resume", "--no-progress", "--json", "--threads", "2", "--tf32"])
+    assert (args.device, args.dtype, args.seed, args.data, args.out, args.threads) == ("cpu", "float64", 3,
+                                                                                        "synthetic", "x", 2)
+    assert args.no_resume and args.no_progress and args.json and args.tf32
+    assert check_engine_arguments(parser, args) == torch.device("cpu")
+    with pytest.raises(SystemExit) as info:
+        check_engine_arguments(parser, parser.parse_args(["--data", "nowhere"]))
+    assert info.value.code == 2
+
+
+def test_no_resume_refuses_existing_results_and_metric_train(capsys, tmp_path):
+    argv = ["trainability", "--out", str(tmp_path), "--sigma-w2", "1", "--depth", "2", "--device", "cpu", *SMALL]
+    assert main([*argv, "--metric", "train", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["metric"] == "train" and summary["n_cells"] == 1
+    code, message = _exit_message(capsys, [*argv[1:], "--no-resume"])
+    assert code == 2 and "--no-resume" in message

@@ -1,5 +1,8 @@
 """PyTorch networks trained on CPU or GPU to test the mean-field and random-matrix predictions."""
 
+# --- first: OpenMP threads sleep instead of spinning at barriers (set before torch loads; see validate.threads) ---
+import validate.threads  # noqa: F401
+
 # --- Initializers ---
 from validate.init import (  # noqa: F401
     conv_orthogonal_,

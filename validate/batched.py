@@ -13,6 +13,7 @@ accuracy, and it cannot affect the others (their slices of every batched operati
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from collections.abc import Sequence
@@ -25,9 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from validate.data import Dataset
+from validate.models import FCNet
 
 __all__ = ["TrainConfig", "evaluation_steps", "estimate_memory", "available_memory", "max_networks", "resolve_device",
-           "train_batched", "train_sequential"]
+           "matmul_precision", "matmul_rate", "step_cost", "train_batched", "train_sequential"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,72 @@ def estimate_memory(template: nn.Module, input_shape: tuple[int, ...], batch_siz
     return int(itemsize * (3 * n_params + 3 * batch_size * sum(sizes)))
 
 
+def step_cost(template: nn.Module, input_shape: tuple[int, ...], batch_size: int, dtype: torch.dtype
+              ) -> tuple[float, float]:
+    """Floating-point operations and memory traffic of one SGD step of one network (a count, not a measurement).
+
+    FLOP: the multiply-adds of every ``nn.Linear`` / ``nn.Conv2d`` (2 per multiply-add) in the forward pass, times 3
+    (forward, gradient with respect to the input, gradient with respect to the weights), times ``batch_size``;
+    elementwise work is not counted. Bytes: each layer output written in the forward pass and read back in the
+    backward pass with its gradient (4 activation-sized transfers), plus the parameters read twice and written once
+    and their gradients written and read (5 parameter-sized transfers). Layer sizes come from a forward pass on the
+    ``meta`` device.
+
+    Returns
+    -------
+    (flop, bytes) per step, as floats.
+    """
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    macs, outputs = [], []
+
+    def count(module, inputs, out):
+        outputs.append(out[0].numel())
+        if isinstance(module, nn.Linear):
+            macs.append(module.in_features * module.out_features)
+        else:
+            k = int(np.prod(module.kernel_size))
+            macs.append(out[0].numel() * module.in_channels // module.groups * k)
+
+    meta = copy.deepcopy(template).to(device="meta", dtype=dtype)
+    hooks = [m.register_forward_hook(count) for m in meta.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    with torch.no_grad():
+        meta(torch.empty((1, *input_shape), device="meta", dtype=dtype))
+    for hook in hooks:
+        hook.remove()
+    n_params = sum(p.numel() for p in template.parameters())
+    flop = 3.0 * 2.0 * batch_size * sum(macs)
+    traffic = float(itemsize) * (4.0 * batch_size * sum(outputs) + 5.0 * n_params)
+    return flop, traffic
+
+
+def matmul_rate(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, n: int | None = None,
+                repeats: int = 5, tf32: bool = False) -> float:
+    """Measured floating-point rate of one large square matmul on ``device`` (FLOP/s, ``2 n^3`` per product).
+
+    The reference against which the engine's arithmetic rate is quoted (``benchmarks/bench_sweep.py``,
+    ``benchmarks/gpu_suite.py``). ``n`` defaults to 8192 on a GPU and 1024 on a CPU; one warm-up product, then the
+    best of ``repeats`` timed ones (synchronised).
+    """
+    import time
+
+    device = resolve_device(device)
+    n = n or (8192 if device.type == "cuda" else 1024)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    with matmul_precision(tf32):
+        for i in range(repeats + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            a @ b
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i:
+                best = min(best, time.perf_counter() - start)
+    return 2.0 * n**3 / best
+
+
 def max_networks(template: nn.Module, input_shape: tuple[int, ...], batch_size: int, dtype: torch.dtype,
                  device: torch.device, fraction: float = 0.5) -> int:
     """How many networks fit in ``fraction`` of the free memory of ``device`` (at least 1)."""
@@ -166,15 +234,34 @@ def _per_network_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class _Stack:
-    """K networks stacked for ``torch.func.functional_call`` under ``vmap``."""
+    """K networks stacked along a leading axis.
+
+    :class:`validate.models.FCNet` runs as explicit batched matmuls (``torch.baddbmm`` with the bias fused in: one
+    GEMM per layer and network batch); any other module runs under ``torch.vmap`` of
+    ``torch.func.functional_call`` (one grouped convolution per conv layer).
+    """
 
     def __init__(self, models: Sequence[nn.Module], device: torch.device):
         self.template = copy.deepcopy(models[0]).to("meta")
         names = [name for name, _ in models[0].named_parameters()]
         self.params = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in models]).to(device)
                        .requires_grad_(True) for name in names}
+        self.fc = type(models[0]) is FCNet
+        if self.fc:
+            depth = len(models[0].hidden)
+            self.layers = [(self.params[f"hidden.{i}.weight"], self.params[f"hidden.{i}.bias"]) for i in range(depth)]
+            self.layers.append((self.params["readout.weight"], self.params["readout.bias"]))
+            self.phi = models[0].phi
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fc:
+            h = x.flatten(1).expand(len(self.layers[0][0]), -1, -1)  # (K, B, features), no copy
+            for i, (weight, bias) in enumerate(self.layers):
+                h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+                if i < len(self.layers) - 1:
+                    h = self.phi(h)
+            return h
+
         def one(params, inputs):
             return torch.func.functional_call(self.template, params, (inputs,))
 
@@ -207,35 +294,126 @@ def _evaluate(forward, data: _Data, n_models: int, chunk: int) -> dict[str, torc
     return out
 
 
-def _train(forward, parameters: list[torch.Tensor], n_models: int, data: _Data, config: TrainConfig) -> pd.DataFrame:
-    """The training loop shared by the batched and the sequential paths (``forward`` maps x to (K, B, classes))."""
-    optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum)
+def _records(metrics: dict[str, torch.Tensor], diverged: torch.Tensor, step: int, chance: float) -> list[dict]:
+    """Rows of one evaluation (one host synchronisation): diverged networks get NaN loss and chance accuracy."""
+    bad = diverged.cpu().numpy()
+    values = {key: np.where(bad, np.nan if "loss" in key else chance, val.cpu().numpy())
+              for key, val in metrics.items()}
+    return [{"network": k, "step": step, "loss": values["train_loss"][k], "train_accuracy": values["train_accuracy"][k],
+             "test_accuracy": values["test_accuracy"][k], "diverged": bool(bad[k])} for k in range(len(bad))]
+
+
+def _train(forward, n_models: int, data: _Data, config: TrainConfig, step) -> pd.DataFrame:
+    """The loop shared by the batched and the sequential paths: ``step(idx)`` does one SGD step on the mini-batch
+    ``idx`` and returns the (K,) bool tensor of networks that have diverged so far (on the device; nothing here
+    synchronises with the host between evaluations)."""
     diverged = torch.zeros(n_models, dtype=torch.bool, device=data.x_train.device)
     records = []
     checkpoints = set(evaluation_steps(config.steps, config.num_evals))
-    for step in range(config.steps + 1):
-        if step in checkpoints:
+    for index in range(config.steps + 1):
+        if index in checkpoints:
             metrics = _evaluate(forward, data, n_models, chunk=max(config.batch_size, 500))
-            diverged |= ~torch.isfinite(metrics["train_loss"])
-            bad = diverged.cpu().numpy()
-            values = {key: np.where(bad, np.nan if "loss" in key else data.chance, val.cpu().numpy())
-                      for key, val in metrics.items()}
-            for k in range(n_models):
-                records.append({"network": k, "step": step, "loss": values["train_loss"][k],
-                                "train_accuracy": values["train_accuracy"][k],
-                                "test_accuracy": values["test_accuracy"][k], "diverged": bool(bad[k])})
-        if step == config.steps:
+            diverged = diverged | ~torch.isfinite(metrics["train_loss"])
+            records += _records(metrics, diverged, index, data.chance)
+        if index == config.steps:
             break
-        idx = data.batches[step]
-        losses = _per_network_loss(forward(data.x_train[idx]), data.y_train[idx])
-        diverged |= ~torch.isfinite(losses.detach())
-        optimizer.zero_grad(set_to_none=False)
-        losses.sum().backward()
-        optimizer.step()
+        diverged = diverged | step(data.batches[index])
     return pd.DataFrame.from_records(records)
 
 
-def train_batched(models: Sequence[nn.Module], data: Dataset, config: TrainConfig, device="cpu") -> pd.DataFrame:
+class _SGDStep:
+    """One SGD step of K stacked networks as a fixed sequence of device operations.
+
+    Forward, per-network losses, ``torch.autograd.grad`` of their sum, and the update with ``torch._foreach_*``
+    (momentum as ``torch.optim.SGD``: ``buf = momentum * buf + grad``, ``p -= lr * buf``; a zero initial buffer gives
+    its first step ``buf = grad`` exactly). The divergence flags are updated on the device. The mini-batch enters
+    through a static index buffer, so on a GPU the whole step is captured once as a CUDA graph
+    (``torch.cuda.CUDAGraph``) and replayed: one launch per step instead of one per kernel, and no host
+    synchronisation. On a CPU (or with ``graph=False``) the same operations run eagerly.
+    """
+
+    def __init__(self, forward, params: list[torch.Tensor], n_models: int, data: _Data, config: TrainConfig,
+                 graph: bool):
+        device = data.x_train.device
+        self.forward, self.params, self.data = forward, params, data
+        self.lr, self.momentum = float(config.lr), float(config.momentum)
+        self.idx = torch.zeros(data.batches.size, dtype=torch.long, device=device)
+        self.diverged = torch.zeros(n_models, dtype=torch.bool, device=device)
+        self.buffers = [torch.zeros_like(p) for p in params] if self.momentum else []
+        self.graph = None
+        self.graph_error = None
+        if graph and device.type == "cuda":
+            try:
+                self._capture()
+            except Exception as exc:  # any capture failure: fall back to eager steps, and say so
+                self.graph, self.graph_error = None, f"{type(exc).__name__}: {exc}"
+                import warnings
+
+                warnings.warn(f"CUDA graph capture failed, training eagerly ({self.graph_error})", RuntimeWarning,
+                              stacklevel=3)
+
+    def _eager(self) -> None:
+        x = self.data.x_train.index_select(0, self.idx)
+        y = self.data.y_train.index_select(0, self.idx)
+        losses = _per_network_loss(self.forward(x), y)
+        grads = torch.autograd.grad(losses.sum(), self.params)
+        with torch.no_grad():
+            self.diverged |= ~torch.isfinite(losses)
+            if self.momentum:
+                torch._foreach_mul_(self.buffers, self.momentum)
+                torch._foreach_add_(self.buffers, grads)
+                torch._foreach_add_(self.params, self.buffers, alpha=-self.lr)
+            else:
+                torch._foreach_add_(self.params, grads, alpha=-self.lr)
+
+    def _capture(self) -> None:
+        saved = [p.detach().clone() for p in self.params]
+        self.idx.copy_(self.data.batches[0])
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up (lazy cuBLAS/cuDNN initialisation) outside the capture
+            for _ in range(2):
+                self._eager()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._eager()
+        with torch.no_grad():  # undo the warm-up steps
+            for p, s in zip(self.params, saved, strict=True):
+                p.copy_(s)
+            for b in self.buffers:
+                b.zero_()
+            self.diverged.zero_()
+        self.graph = graph
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        self.idx.copy_(idx)
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self._eager()
+        return self.diverged
+
+
+@contextlib.contextmanager
+def matmul_precision(tf32: bool):
+    """Allow (``tf32=True``) or forbid TensorFloat-32 in float32 matmuls and cuDNN convolutions inside the block.
+
+    Both flags (``torch.backends.cuda.matmul.allow_tf32``, ``torch.backends.cudnn.allow_tf32``) are restored on exit.
+    PyTorch allows TF32 in cuDNN convolutions by default; here the default of the engine is full float32 for both,
+    and TF32 (10-bit mantissa products, about 1e-3 relative error per product) is an explicit opt-in. No effect on a
+    CPU or in float64.
+    """
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(tf32)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def train_batched(models: Sequence[nn.Module], data: Dataset, config: TrainConfig, device="cpu", *,
+                  graph: bool = True, tf32: bool = False, update_models: bool = True) -> pd.DataFrame:
     """Train ``models`` (same architecture and dtype) together as one vmapped computation.
 
     Parameters
@@ -245,33 +423,58 @@ def train_batched(models: Sequence[nn.Module], data: Dataset, config: TrainConfi
     config : TrainConfig
     device : str or torch.device
         ``"auto"``, ``"cpu"``, ``"cuda"``...
+    graph : bool
+        On a GPU, capture the whole SGD step as one CUDA graph and replay it (falls back to eager steps, with a
+        ``RuntimeWarning``, if capture fails). Ignored on a CPU.
+    tf32 : bool
+        Allow TensorFloat-32 matmuls and convolutions (see :func:`matmul_precision`).
+    update_models : bool
+        Copy the trained parameters back into ``models`` (False saves the copies when only the table is wanted).
 
     Returns
     -------
     DataFrame with one row per (network, evaluation step): ``network`` (index into ``models``), ``step``, ``loss``
-    (mean training cross-entropy on the evaluation subset), ``train_accuracy``, ``test_accuracy``, ``diverged``.
+    (mean training cross-entropy on the evaluation subset), ``train_accuracy``, ``test_accuracy``, ``diverged``;
+    ``attrs["cuda_graph"]`` says whether the steps ran as a CUDA graph.
     """
     if len(models) == 0:
         raise ValueError("models must contain at least one network")
     device = resolve_device(device)
     dtype = next(models[0].parameters()).dtype
     stack = _Stack(models, device)
-    result = _train(stack, stack.parameters(), len(models), _Data(data, config, device, dtype), config)
-    stack.unstack_into(models)
+    prepared = _Data(data, config, device, dtype)
+    with matmul_precision(tf32):
+        step = _SGDStep(stack, stack.parameters(), len(models), prepared, config, graph=graph)
+        result = _train(stack, len(models), prepared, config, step)
+    if update_models:
+        stack.unstack_into(models)
+    result.attrs["cuda_graph"] = step.graph is not None
     return result
 
 
 def train_sequential(models: Sequence[nn.Module], data: Dataset, config: TrainConfig, device="cpu") -> pd.DataFrame:
     """Train ``models`` one after another as ordinary modules with ``torch.optim.SGD`` (the unbatched reference).
 
-    Same arguments and result as :func:`train_batched`; each model is moved to ``device`` and trained in place.
+    Same arguments and result as :func:`train_batched`; each model is moved to ``device`` and trained in place with
+    the textbook loop (``zero_grad``, ``backward``, ``optimizer.step``), independently of :class:`_SGDStep`.
     """
     device = resolve_device(device)
     frames = []
     for k, model in enumerate(models):
         model.to(device)
         dtype = next(model.parameters()).dtype
-        frame = _train(lambda x, m=model: m(x).unsqueeze(0), list(model.parameters()), 1,
-                       _Data(data, config, device, dtype), config)
-        frames.append(frame.assign(network=k))
+        prepared = _Data(data, config, device, dtype)
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+
+        def forward(x, m=model):
+            return m(x).unsqueeze(0)
+
+        def step(idx, forward=forward, optimizer=optimizer, prepared=prepared):
+            losses = _per_network_loss(forward(prepared.x_train[idx]), prepared.y_train[idx])
+            optimizer.zero_grad(set_to_none=False)
+            losses.sum().backward()
+            optimizer.step()
+            return ~torch.isfinite(losses.detach())
+
+        frames.append(_train(forward, 1, prepared, config, step).assign(network=k))
     return pd.concat(frames, ignore_index=True)

@@ -40,15 +40,17 @@ class FCNet(nn.Module):
     num_classes : int
     activation : str or meanfield.Activation
         Compiled with :func:`validate.activations.torch_activation`.
+    device : torch.device, optional
+        Where the parameters are created (``"meta"``: shapes only, no memory and no default initialisation).
     """
 
-    def __init__(self, input_dim: int, width: int, depth: int, num_classes: int, activation="tanh"):
+    def __init__(self, input_dim: int, width: int, depth: int, num_classes: int, activation="tanh", device=None):
         super().__init__()
         self.phi = torch_activation(activation)
         self.hidden = nn.ModuleList(
-            [nn.Linear(input_dim if i == 0 else width, width) for i in range(depth)]
+            [nn.Linear(input_dim if i == 0 else width, width, device=device) for i in range(depth)]
         )
-        self.readout = nn.Linear(width, num_classes)
+        self.readout = nn.Linear(width, num_classes, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits, shape (batch, num_classes), from inputs of shape (batch, *input_shape)."""
@@ -70,19 +72,23 @@ class VanillaCNN(nn.Module):
         ``d``, the number of circular-padded 3 x 3 convolutions in the deep block (>= 1).
     num_classes : int
     activation : str or meanfield.Activation
+    device : torch.device, optional
+        As for :class:`FCNet`.
     """
 
-    def __init__(self, in_channels: int, channels: int, depth: int, num_classes: int, activation="tanh"):
+    def __init__(self, in_channels: int, channels: int, depth: int, num_classes: int, activation="tanh",
+                 device=None):
         super().__init__()
         self.phi = torch_activation(activation)
         self.stem = nn.ModuleList(
-            [nn.Conv2d(in_channels if i == 0 else channels, channels, 3, stride=s, padding=1) for i, s in
-             enumerate((1, 2, 2))]
+            [nn.Conv2d(in_channels if i == 0 else channels, channels, 3, stride=s, padding=1, device=device)
+             for i, s in enumerate((1, 2, 2))]
         )
         self.block = nn.ModuleList(
-            [nn.Conv2d(channels, channels, 3, padding=1, padding_mode="circular") for _ in range(depth)]
+            [nn.Conv2d(channels, channels, 3, padding=1, padding_mode="circular", device=device)
+             for _ in range(depth)]
         )
-        self.readout = nn.Linear(channels, num_classes)
+        self.readout = nn.Linear(channels, num_classes, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits, shape (batch, num_classes), from images of shape (batch, C, H, W)."""
@@ -92,7 +98,7 @@ class VanillaCNN(nn.Module):
 
 
 def build_model(model: str, *, depth: int, input_shape: tuple[int, ...], num_classes: int, activation="tanh",
-                width: int = 256, channels: int = 32) -> nn.Module:
+                width: int = 256, channels: int = 32, device=None) -> nn.Module:
     """Construct an uninitialised :class:`FCNet` (``model="fc"``) or :class:`VanillaCNN` (``model="cnn"``).
 
     Raises
@@ -103,11 +109,11 @@ def build_model(model: str, *, depth: int, input_shape: tuple[int, ...], num_cla
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if model == "fc":
-        return FCNet(int(np.prod(input_shape)), int(width), int(depth), num_classes, activation)
+        return FCNet(int(np.prod(input_shape)), int(width), int(depth), num_classes, activation, device=device)
     if model == "cnn":
         if len(input_shape) != 3:
             raise ValueError(f"model 'cnn' needs image inputs of shape (C, H, W), got input shape {input_shape}")
-        return VanillaCNN(input_shape[0], int(channels), int(depth), num_classes, activation)
+        return VanillaCNN(input_shape[0], int(channels), int(depth), num_classes, activation, device=device)
     raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
 
 

@@ -21,25 +21,11 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["add_probe_subcommands", "add_engine_arguments", "load_model_factory", "PROBE_COMMANDS"]
+from validate.cli import add_engine_arguments, check_engine_arguments
+
+__all__ = ["add_probe_subcommands", "load_model_factory", "PROBE_COMMANDS"]
 
 PROBE_COMMANDS = ("signal", "spectra", "gradnorm", "speed", "diagnose")
-
-
-def add_engine_arguments(parser: argparse.ArgumentParser, *, data_default: str | None = None,
-                         dtype_default: str = "float32", data: bool = True) -> None:
-    """The validation engine's shared flags (the same names as ``python -m validate trainability``)."""
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], default=dtype_default,
-                        help=f"torch dtype (default {dtype_default})")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    if data:
-        parser.add_argument("--data", default=data_default,
-                            help="mnist-sample | digits | synthetic | mnist:DIR | cifar10:DIR"
-                                 + (f" (default {data_default})" if data_default else " (default: generated inputs)"))
-    parser.add_argument("--out", default=None, help="output directory (resumable: rerun to continue); optional")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--json", action="store_true", help="print the JSON summary instead of the table")
 
 
 def _ints(text: str, flag: str, parser, minimum: int = 1) -> list[int]:
@@ -61,17 +47,7 @@ def _choices(text: str, flag: str, allowed, parser) -> list[str]:
 
 
 def _check_common(parser, args) -> None:
-    import torch
-
-    if args.device != "auto":
-        try:
-            device = torch.device(args.device)
-        except RuntimeError:
-            parser.error(f"--device: expected auto, cpu or cuda[:N], got {args.device!r}")
-        if device.type not in ("cpu", "cuda"):
-            parser.error(f"--device: expected auto, cpu or cuda[:N], got {args.device!r}")
-        if device.type == "cuda" and not torch.cuda.is_available():
-            parser.error("--device cuda: no CUDA device is available (use --device auto or cpu)")
+    check_engine_arguments(parser, args, load_data=False)
     if args.out is not None:
         out = Path(args.out)
         if out.exists() and not out.is_dir():
@@ -125,9 +101,15 @@ def _emit(args, frame, summary_keys=None) -> None:
 def _run(parser, args, body) -> int:
     from validate.trainability import ConfigMismatchError
 
+    from validate.batched import matmul_precision
+    from validate.threads import thread_limit
+
     _check_common(parser, args)
+    if args.no_resume and args.out and Path(args.out).is_dir() and any(Path(args.out).iterdir()):
+        parser.error(f"--no-resume: --out {args.out!r} already holds results")
     try:
-        body()
+        with thread_limit(args.threads), matmul_precision(args.tf32):
+            body()
     except ConfigMismatchError as exc:
         parser.error(f"--out: {exc}")
     except (ValueError, TypeError) as exc:

@@ -11,7 +11,8 @@ Storage and resume: with ``out=DIR`` the run's configuration is stored in ``DIR/
 interrupted run loses at most the cells in flight. Calling again with the same ``out`` skips finished cells; a
 different configuration in the same directory raises :class:`ConfigMismatchError`.
 
-"Trains" (used by :func:`summarize_trainability`): the final test accuracy exceeds
+"Trains" (used by :func:`summarize_trainability`): the final test accuracy (or, with ``metric="train"``, the final
+training accuracy, what Schoenholz et al. and paper 002 plot) exceeds
 ``chance + threshold * (1 - chance)`` (``threshold = 0.5`` by default: 55 % on 10 classes, 62.5 % on 4). A diverged
 network (non-finite training loss) is recorded with NaN loss and chance accuracy, so it does not train.
 """
@@ -32,8 +33,10 @@ import torch
 from validate.batched import TrainConfig, max_networks, resolve_device, train_batched
 from validate.data import Dataset, load_dataset
 from validate.models import INITS, MODELS, build_model, init_model_
+from validate.threads import thread_limit
 
-__all__ = ["COLUMNS", "ConfigMismatchError", "TrainabilitySummary", "summarize_trainability", "trainability"]
+__all__ = ["COLUMNS", "ConfigMismatchError", "TrainabilitySummary", "depth_scaled_lr", "summarize_trainability",
+           "trainability"]
 
 COLUMNS = ("model", "activation", "init", "sigma_w2", "sigma_b2", "depth", "seed", "step", "loss", "train_accuracy",
            "test_accuracy", "xi_c", "diverged", "chance")
@@ -71,13 +74,38 @@ class _Spec:
     num_evals: int
     eval_size: int
     dtype: str
+    tf32: bool = False
+    lr_depth_ref: float | None = None
 
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
-                           num_evals=self.num_evals, eval_size=self.eval_size, seed=self.seed)
+    def train_config(self, depth: int | None = None) -> TrainConfig:
+        """Optimisation settings of the networks of ``depth`` (the learning rate may depend on it)."""
+        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=depth_scaled_lr(self.lr, depth,
+                                                                                            self.lr_depth_ref),
+                           momentum=self.momentum, num_evals=self.num_evals, eval_size=self.eval_size,
+                           seed=self.seed)
 
     def to_json(self) -> dict:
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+        stored = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+        for key in ("tf32", "lr_depth_ref"):  # runs stored before these options had none: they stay resumable
+            if not stored[key]:
+                del stored[key]
+        return stored
+
+
+def depth_scaled_lr(lr: float, depth: int | None, reference_depth: float | None) -> float:
+    """SGD learning rate of a network of ``depth``: ``lr * min(1, reference_depth / depth)``, or ``lr`` without a
+    reference.
+
+    Why: at the critical point every layer's weight gradient has about the same size (the gradient neither vanishes
+    nor explodes, Schoenholz et al. 2017, section 4), so the summed squared gradient, and with it the change of the
+    loss in one SGD step, grows in proportion to depth. A step that suits depth 10 overshoots at depth 100-300
+    (measured in docs/validation.md: width 128, critical tanh, lr 0.01 oscillates at depth 100 and collapses to
+    chance at depth 200, while lr 0.003 trains at depth 100). Scaling ``lr`` by ``1 / depth`` beyond
+    ``reference_depth`` keeps the step per unit of depth fixed.
+    """
+    if reference_depth is None or depth is None:
+        return float(lr)
+    return float(lr) * min(1.0, float(reference_depth) / float(depth))
 
 
 def cell_seed(seed: int, sigma_w2: float, sigma_b2: float, depth: int) -> int:
@@ -87,17 +115,22 @@ def cell_seed(seed: int, sigma_w2: float, sigma_b2: float, depth: int) -> int:
 
 
 def _make_network(spec: _Spec, data: Dataset, sigma_w2: float, sigma_b2: float, depth: int) -> torch.nn.Module:
+    # shapes on "meta", then uninitialised CPU memory: init_model_ overwrites every parameter, so torch's default
+    # initialisation (as much work again, from the global generator) is skipped without changing any value
     net = build_model(spec.model, depth=depth, input_shape=data.input_shape, num_classes=data.num_classes,
-                      activation=spec.activation, width=spec.width, channels=spec.channels).to(DTYPES[spec.dtype])
+                      activation=spec.activation, width=spec.width, channels=spec.channels, device="meta")
+    net = net.to_empty(device="cpu").to(DTYPES[spec.dtype])
     generator = torch.Generator().manual_seed(cell_seed(spec.seed, sigma_w2, sigma_b2, depth))
     return init_model_(net, sigma_w2, sigma_b2, spec.init, spec.kernel, generator=generator)
 
 
-def _train_unit(spec: _Spec, depth: int, points: Sequence[tuple[float, float]], device: str) -> pd.DataFrame:
+def _train_unit(spec: _Spec, depth: int, points: Sequence[tuple[float, float]], device: str,
+                graph: bool = True) -> pd.DataFrame:
     """Train the networks of one depth at the given ``(sigma_w2, sigma_b2)`` points together; rows without xi_c."""
     data = load_dataset(spec.data)
     models = [_make_network(spec, data, sw2, sb2, depth) for sw2, sb2 in points]
-    frame = train_batched(models, data, spec.train_config(), device=device)
+    frame = train_batched(models, data, spec.train_config(depth), device=device, graph=graph, tf32=spec.tf32,
+                          update_models=False)
     frame["sigma_w2"] = [points[k][0] for k in frame["network"]]
     frame["sigma_b2"] = [points[k][1] for k in frame["network"]]
     frame["depth"] = depth
@@ -111,10 +144,12 @@ def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _prepare_out(out: Path, spec: _Spec) -> pd.DataFrame:
+def _prepare_out(out: Path, spec: _Spec, resume: bool = True) -> pd.DataFrame:
     """Create or check ``out``; return the rows already there (empty if none)."""
     out.mkdir(parents=True, exist_ok=True)
     config_path, results_path = out / CONFIG_FILE, out / RESULTS_FILE
+    if not resume and results_path.exists():
+        raise FileExistsError(f"{results_path} exists and resume is off; use another output directory or resume")
     wanted = spec.to_json()
     if config_path.exists():
         stored = json.loads(config_path.read_text())
@@ -144,11 +179,11 @@ def _as_tuple(values, name: str, kind=float) -> tuple:
 
 
 def _run_units(spec: _Spec, units: list, device: str, workers: int | None, scheduler: str | None,
-               dask_processes: bool, on_result) -> None:
+               dask_processes: bool, on_result, graph: bool = True) -> None:
     """Train ``units`` (depth, points) serially or on a Dask cluster, passing each finished frame to ``on_result``."""
     if workers is None and scheduler is None:
         for depth, points in units:
-            on_result(_train_unit(spec, depth, points, device))
+            on_result(_train_unit(spec, depth, points, device, graph))
         return
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -175,7 +210,8 @@ def trainability(*, model: str = "fc", activation="tanh", sigma_w2=DEFAULT_SIGMA
                  kernel: str = "uniform", batch_size: int = 128, lr: float = 1e-2, momentum: float = 0.0,
                  num_evals: int = 10, eval_size: int = 2000, dtype: str = "float32", workers: int | None = None,
                  scheduler: str | None = None, dask_processes: bool = True, max_batch: int | None = None,
-                 progress: bool = True) -> pd.DataFrame:
+                 progress: bool = True, threads: int | str | None = "auto", tf32: bool = False, graph: bool = True,
+                 resume: bool = True, lr_depth_ref: float | None = None) -> pd.DataFrame:
     """Train a ``sigma_w2 x sigma_b2 x depth`` grid of networks and return their learning curves.
 
     Parameters
@@ -217,6 +253,20 @@ def trainability(*, model: str = "fc", activation="tanh", sigma_w2=DEFAULT_SIGMA
         (:func:`validate.batched.max_networks`), evaluated on this machine.
     progress : bool
         Show a tqdm progress bar over cells.
+    threads : int, "auto" or None
+        torch CPU threads during the run (:func:`validate.threads.thread_limit`; restored afterwards): ``"auto"``
+        uses the cores left idle by the current load average, so a loaded machine slows the run in proportion
+        instead of stalling OpenMP barriers; None leaves torch's setting alone.
+    tf32 : bool
+        Allow TensorFloat-32 matmuls and convolutions on the GPU (:func:`validate.batched.matmul_precision`); stored
+        in ``config.json`` when True, since it changes results beyond float32 rounding.
+    graph : bool
+        Capture each SGD step as a CUDA graph on the GPU (:func:`validate.batched.train_batched`).
+    resume : bool
+        With ``out`` holding results: True skips the finished cells, False raises ``FileExistsError``.
+    lr_depth_ref : float, optional
+        Networks deeper than this train with ``lr * lr_depth_ref / depth`` (:func:`depth_scaled_lr`); None (default)
+        uses ``lr`` at every depth, as Schoenholz et al. (2017) did.
 
     Returns
     -------
@@ -254,7 +304,10 @@ def trainability(*, model: str = "fc", activation="tanh", sigma_w2=DEFAULT_SIGMA
     spec = _Spec(model=model, activation=act.name, init=init, kernel=str(kernel), data=data, sigma_w2=sw2s,
                  sigma_b2=sb2s, depth=_as_tuple(depth, "depth", int), seed=int(seed), steps=steps, width=width,
                  channels=channels, batch_size=batch_size, lr=float(lr), momentum=float(momentum),
-                 num_evals=num_evals, eval_size=eval_size, dtype=dtype)
+                 num_evals=num_evals, eval_size=eval_size, dtype=dtype, tf32=bool(tf32),
+                 lr_depth_ref=None if lr_depth_ref is None else float(lr_depth_ref))
+    if lr_depth_ref is not None and not (np.isfinite(lr_depth_ref) and lr_depth_ref > 0):
+        raise ValueError(f"lr_depth_ref must be a positive number, got {lr_depth_ref!r}")
     spec.train_config()  # validates the optimisation settings
     resolved = resolve_device(device)
     dataset = load_dataset(data)
@@ -263,7 +316,7 @@ def trainability(*, model: str = "fc", activation="tanh", sigma_w2=DEFAULT_SIGMA
                         activation=act, width=width, channels=channels)
 
     results_path = Path(out) / RESULTS_FILE if out is not None else None
-    frames = [_prepare_out(Path(out), spec)] if out is not None else []
+    frames = [_prepare_out(Path(out), spec, resume)] if out is not None else []
     done = set()
     if frames and len(frames[0]):
         done = set(zip(frames[0]["sigma_w2"], frames[0]["sigma_b2"], frames[0]["depth"], strict=True))
@@ -293,7 +346,8 @@ def trainability(*, model: str = "fc", activation="tanh", sigma_w2=DEFAULT_SIGMA
         bar.update(frame[["sigma_w2", "sigma_b2", "depth"]].drop_duplicates().shape[0])
 
     try:
-        _run_units(spec, units, str(device), workers, scheduler, dask_processes, on_result)
+        with thread_limit(threads if resolved.type == "cpu" else None):
+            _run_units(spec, units, str(device), workers, scheduler, dask_processes, on_result, graph)
     finally:
         bar.close()
     return _combine(frames)
@@ -325,7 +379,8 @@ class TrainabilitySummary:
         ``(x, inf)``: all do) or when no cell has a finite xi_c.
     fitted_agreement : float
     cells : DataFrame
-        One row per cell: ``sigma_w2, sigma_b2, depth, xi_c, final_test_accuracy, trains, predicted``.
+        One row per cell: ``sigma_w2, sigma_b2, depth, xi_c, final_test_accuracy, final_train_accuracy, trains,
+        predicted``.
     boundary : DataFrame
         Per ``(sigma_w2, sigma_b2)``: ``xi_c``, ``predicted_depth`` (= multiplier * xi_c), ``deepest_trained`` and
         ``shallowest_failed`` (NaN when none).
@@ -340,6 +395,7 @@ class TrainabilitySummary:
     fitted_agreement: float
     cells: pd.DataFrame = field(repr=False)
     boundary: pd.DataFrame = field(repr=False)
+    metric: str = "test"
 
     def text(self) -> str:
         """A human-readable report (what the CLI prints)."""
@@ -353,7 +409,8 @@ class TrainabilitySummary:
         else:
             fit = "undetermined (no cell has a finite xi_c"
         lines = [
-            f"cells: {self.n_cells}; trains = final test accuracy > chance + {self.threshold:g} * (1 - chance)",
+            f"cells: {self.n_cells}; trains = final {self.metric} accuracy > chance + {self.threshold:g} * "
+            "(1 - chance)",
             f"agreement with 'trains iff depth < {self.multiplier:g} xi_c': {self.agreement:.1%}",
             f"fitted boundary: {fit}, agreement {self.fitted_agreement:.1%}) beside {self.multiplier:g} xi_c",
             self.boundary.to_string(index=False, float_format=lambda v: f"{v:.4g}"),
@@ -361,17 +418,20 @@ class TrainabilitySummary:
         return "\n".join(lines)
 
 
-def summarize_trainability(results: pd.DataFrame, threshold: float = 0.5, multiplier: float = 6.0
-                           ) -> TrainabilitySummary:
+def summarize_trainability(results: pd.DataFrame, threshold: float = 0.5, multiplier: float = 6.0,
+                           metric: str = "test") -> TrainabilitySummary:
     """Compare a trainability table with "trains iff depth < multiplier * xi_c".
 
     Parameters
     ----------
     results : DataFrame from :func:`trainability` (the last evaluation step of each cell is used).
     threshold : float in (0, 1)
-        A cell trains when its final test accuracy exceeds ``chance + threshold * (1 - chance)``.
+        A cell trains when its final ``metric`` accuracy exceeds ``chance + threshold * (1 - chance)``.
     multiplier : float
         6 for the rule of Schoenholz et al. (2017).
+    metric : {"test", "train"}
+        Which final accuracy decides "trains": test accuracy, or training accuracy (on the ``eval_size`` fixed
+        training examples), which is what Schoenholz et al. (2017) and paper 002 (Figure 2) plot.
 
     Returns
     -------
@@ -379,13 +439,18 @@ def summarize_trainability(results: pd.DataFrame, threshold: float = 0.5, multip
     """
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
+    if metric not in ("test", "train"):
+        raise ValueError(f"metric must be 'test' or 'train', got {metric!r}")
     if len(results) == 0:
         raise ValueError("results is empty")
     keys = ["sigma_w2", "sigma_b2", "depth"]
     final = results.sort_values("step").groupby(keys, as_index=False).last()
     cells = final[keys + ["xi_c"]].copy()
     cells["final_test_accuracy"] = final["test_accuracy"]
-    cells["trains"] = final["test_accuracy"] > final["chance"] + threshold * (1 - final["chance"])
+    if f"{metric}_accuracy" not in final:
+        raise ValueError(f"metric {metric!r} needs a column {metric}_accuracy in results")
+    cells["final_train_accuracy"] = final["train_accuracy"] if "train_accuracy" in final else np.nan
+    cells["trains"] = final[f"{metric}_accuracy"] > final["chance"] + threshold * (1 - final["chance"])
     cells["predicted"] = cells["depth"] < multiplier * cells["xi_c"]
     agreement = float((cells["trains"] == cells["predicted"]).mean())
 
@@ -419,4 +484,4 @@ def summarize_trainability(results: pd.DataFrame, threshold: float = 0.5, multip
                      "shallowest_failed": failed.min() if len(failed) else np.nan})
     return TrainabilitySummary(agreement=agreement, n_cells=len(cells), multiplier=multiplier, threshold=threshold,
                                fitted_multiplier=fitted, fitted_interval=(lo, hi), fitted_agreement=fitted_agreement,
-                               cells=cells, boundary=pd.DataFrame(rows))
+                               cells=cells, boundary=pd.DataFrame(rows), metric=metric)
