@@ -309,7 +309,7 @@ def add_probe_subcommands(sub) -> None:
     p.add_argument("--init", choices=["gaussian", "orthogonal", "delta-orthogonal"], default="gaussian")
     p.add_argument("--kernel", default="uniform", help="CNN kernel variance vector: uniform, delta, GS0..GS4")
     p.add_argument("--c0", type=float, default=0.5, help="correlation of the generated FC input pair")
-    add_engine_arguments(p, dtype_default="float64")
+    add_engine_arguments(p, dtype_default="float64", data_default=None)
     p.set_defaults(probe_handler=functools.partial(_signal, p))
 
     p = sub.add_parser("spectra", help="Jacobian singular values of torch nets beside rmt.jacobian_spectrum",
@@ -373,5 +373,5 @@ def add_probe_subcommands(sub) -> None:
     p.add_argument("--probes", type=int, default=8, help="random projections per chi (default 8)")
     p.add_argument("--tolerance", type=float, default=0.05, help="|log chi| <= tolerance is near-critical")
     p.add_argument("--max-jacobian-size", type=int, default=1024)
-    add_engine_arguments(p)
+    add_engine_arguments(p, data_default=None)
     p.set_defaults(probe_handler=functools.partial(_diagnose, p))
