@@ -49,6 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #   ("probe-speed", ["-m", "validate", "speed", "--device", "{device}", "--json"], 60,
 #    ["-m", "validate", "speed", "--device", "{device}", "--json", "--data", "synthetic"]),
 HOOKS: list[tuple[str, list[str], int, list[str] | None]] = [
+    ("probes", ["benchmarks/gpu_probes.py", "--out", "{out}", "--device", "{device}"], 150,
+     ["benchmarks/gpu_probes.py", "--out", "{out}", "--device", "{device}", "--smoke"]),
 ]
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -311,7 +313,7 @@ def main(argv=None) -> int:
         if chosen is None:
             suite.record(name, "skipped", 0.0, "no smoke version")
             continue
-        folder = suite.out / name
+        folder = runs_dir / name  # outside $OUT: a lent machine returns at most 8 files
         suite.run(name, [a.replace("{out}", str(folder)).replace("{device}", device) for a in chosen], limit)
 
     _cells_csv(suite, runs)
