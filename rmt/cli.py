@@ -6,7 +6,7 @@
 With ``--json`` one JSON object with exactly the keys ``lam``, ``density`` (lists), ``support`` (``[lo, hi]``),
 ``mean`` and ``variance`` is printed; otherwise a short summary. ``--out`` writes the grid (``lam``, ``density``) as
 CSV or Parquet, or the JSON object for a ``.json`` name. Bad flags exit with status 2 and a one-line message naming
-the flag (the flag parsers are those of :mod:`meanfield.cli`); a computation that fails exits 1.
+the flag (the flag parsers are those of :mod:`meanfield.arguments`); a computation that fails exits 1.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 import pathlib
 import sys
 
-from meanfield.cli import activation_arg, json_value, nonnegative_float, positive_float
+from meanfield.arguments import activation_arg, json_value, nonnegative_float, positive_float
 
 from .spectrum import JacobianSpectrum, jacobian_spectrum
 
