@@ -24,7 +24,7 @@ import numpy as np
 
 from .expressions import ExpressionError, parse_expression, real_line_singularities
 
-__all__ = ["Activation", "ActivationError", "get_activation", "builtin_activation_names", "X"]
+__all__ = ["Activation", "ActivationError", "get_activation", "builtin_activation_names"]
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
@@ -37,7 +37,7 @@ class ActivationError(ExpressionError):
 
 
 def __getattr__(name: str):
-    if name == "X":  # the sympy symbol every expression is written in; sympy is imported only when asked for
+    if name == "X":  # the sympy symbol x of every expression (kept for older imports); sympy imported only here
         import sympy
 
         return sympy.Symbol("x")
@@ -415,8 +415,8 @@ def _from_sympy(expr, text: str) -> Activation:
                 raise ActivationError(f"activation {text!r}: {label} cannot be evaluated in float64", text) from None
             bad = ~np.isfinite(values)
             if bad.any():
-                raise ActivationError(f"activation {text!r}: {label} is not finite and real at x = {_TEST_POINTS[bad][0]:g} "
-                                      "(it must be defined on the whole real line)", text)
+                raise ActivationError(f"activation {text!r}: {label} is not finite and real at "
+                                      f"x = {_TEST_POINTS[bad][0]:g} (it must be defined on the whole real line)", text)
     _check_growth(text, expr)
     homogeneous = bool(derivs[2] == 0 and expr.subs(x, 0) == 0)  # smooth and degree-1 homogeneous: c*x
     return Activation(str(expr), *funcs, oscillatory=_is_oscillatory(*funcs), homogeneous=homogeneous,
@@ -451,8 +451,8 @@ def _check_growth(text: str, expr) -> None:
                 continue
             rate = mpmath.log(1 + value) / x0**2
             if not mpmath.isfinite(rate) or rate > 1e-3:
-                raise ActivationError(f"activation {text!r} grows too fast (like exp(a x^2)); E[phi(h)^2] would be infinite for "
-                                      "large variances", text)
+                raise ActivationError(f"activation {text!r} grows too fast (like exp(a x^2)); E[phi(h)^2] would be "
+                                      "infinite for large variances", text)
 
 
 def _from_expression(text: str) -> Activation:

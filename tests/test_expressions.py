@@ -1,4 +1,4 @@
-"""User activation expressions: parsed by a restricted grammar (never eval'd), rejected when singular on the real line."""
+"""User activation expressions: a restricted grammar (never eval'd); expressions singular on the real line refused."""
 
 import os
 import pathlib

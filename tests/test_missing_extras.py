@@ -74,13 +74,11 @@ def test_import_validate_without_torch_then_a_clear_error(tmp_path):
 
 
 def test_meanfield_grid_parquet_without_pyarrow(tmp_path):
-    result = _run_without(tmp_path, ["pyarrow", "fastparquet"],
-                          ["-m", "meanfield", "grid", "--sigma-w2", "1:2:3", "--sigma-b2", "0:1:3", "--out", "g.parquet"])
+    grid = ["-m", "meanfield", "grid", "--sigma-w2", "1:2:3", "--sigma-b2", "0:1:3"]
+    result = _run_without(tmp_path, ["pyarrow", "fastparquet"], [*grid, "--out", "g.parquet"])
     assert result.returncode == 2, result.stderr
     assert "pip install 'sigprop-theory[parquet]'" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "g.parquet").exists()
-    result = _run_without(tmp_path, ["pyarrow", "fastparquet"],
-                          ["-m", "meanfield", "grid", "--sigma-w2", "1:2:3", "--sigma-b2", "0:1:3", "--out", "g.csv",
-                           "--no-progress"])
+    result = _run_without(tmp_path, ["pyarrow", "fastparquet"], [*grid, "--out", "g.csv", "--no-progress"])
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "g.csv").read_text().count("\n") == 10
