@@ -6,8 +6,8 @@ phi as a sympy expression (``expr``, built on first use, so that built-in activa
 
 User expressions are parsed by :func:`meanfield.expressions.parse_expression` (a restricted grammar, never ``eval``),
 checked to be finite, real and twice differentiable on the whole real line (poles such as ``tan(x)`` or ``1/(x-1)`` and
-domain limits such as ``log(x)`` are refused up front), then phi' and phi'' are derived symbolically and compiled to
-Numba ufuncs.
+domain limits such as ``log(x)`` are refused up front); phi, phi' and phi'' are then evaluated by forward-mode
+differentiation of the expression tree (:func:`meanfield.expressions.derivative_functions`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .expressions import ExpressionError, parse_expression, real_line_singularities
+from .expressions import (
+    FUNCTION_NAMES,
+    ExpressionError,
+    derivative_functions,
+    parse_expression,
+    real_line_singularities,
+)
 
 __all__ = ["Activation", "ActivationError", "get_activation", "builtin_activation_names"]
 
@@ -335,26 +341,6 @@ def _check_param(name: str, value) -> float:
 _TEST_POINTS = np.concatenate([np.linspace(-50.0, 50.0, 2001), [-1e-9, 1e-9, -1e-300, 1e-300]])
 
 
-def _compile(expr) -> Callable[[np.ndarray], np.ndarray]:
-    """Compile a sympy expression in x to a Numba float64 ufunc (numpy/scipy lambdify if Numba cannot).
-
-    ``lambdify`` generates code from the sympy printer; the expression itself came from the restricted parser, so no
-    user text reaches it.
-    """
-    import numba
-    import sympy
-
-    x = sympy.Symbol("x")
-    try:
-        scalar = sympy.lambdify(x, expr, modules="math")
-        ufunc = numba.vectorize(["float64(float64)"])(scalar)
-        ufunc(np.zeros(1))
-        return _vec(ufunc)
-    except Exception:  # noqa: BLE001 - any failure of the fast path falls back to numpy
-        f = sympy.lambdify(x, expr, modules=["scipy", "numpy"])
-        return _vec(lambda v: np.broadcast_to(np.asarray(f(v), dtype=np.float64), np.shape(v)).copy())
-
-
 def _builtin_functions() -> dict[str, Callable]:
     """The built-in activations as functions of one sympy argument (``"gelu(2*x)"``, ``"2*swish(x)"``)."""
     import sympy
@@ -363,11 +349,19 @@ def _builtin_functions() -> dict[str, Callable]:
 
     def as_function(name):
         def apply(arg):
-            return _builtin(name).expr.subs(x, arg)
+            act = _builtin(name)
+            if act.kinks:  # piecewise: allowed alone ("relu(x)" is relu), not inside or around an expression
+                if arg == x:
+                    return act.expr
+                raise ExpressionError(f"the kinked built-in {name} can only be used alone, as {name!r} or "
+                                      f"'{name}(x)', not applied to {arg}", str(arg))
+            # substituted by parsing the built-in's own formula with x standing for the argument, so the result is
+            # built exactly as if the user had written it out (and its name parses back to itself)
+            return parse_expression(str(act.expr), x=arg)
 
         return apply
 
-    names = list(_BUILTINS) + list(_ALIASES)
+    names = [name for name in list(_BUILTINS) + list(_ALIASES) if name not in FUNCTION_NAMES]
     return {name: as_function(_ALIASES.get(name, name)) for name in names}
 
 
@@ -393,12 +387,11 @@ def _from_sympy(expr, text: str) -> Activation:
     for name in _BUILTINS:  # an expression that is a built-in gets the built-in (closed forms, fast callables)
         if expr == _builtin(name).expr:
             return _builtin(name)
-    derivs = [expr, sympy.diff(expr, x), sympy.diff(expr, x, 2)]
-    if any(_non_smooth(d) for d in derivs):
+    if _non_smooth(expr):
         raise ActivationError(f"activation {text!r} is not twice differentiable (abs, sign, max/min and piecewise "
                               "parts are not allowed in expressions; use a built-in such as relu, leaky_relu, "
                               "hard_tanh, elu for kinked activations)", text)
-    if any(d.has(sympy.I, sympy.zoo, sympy.nan, sympy.oo) for d in derivs):
+    if expr.has(sympy.I, sympy.zoo, sympy.nan, sympy.oo):
         raise ActivationError(f"activation {text!r} is not real and finite", text)
     singular = real_line_singularities(expr)
     if singular:
@@ -406,21 +399,21 @@ def _from_sympy(expr, text: str) -> Activation:
         where = f" (at x = {point:.6g})" if point is not None else ""
         raise ActivationError(f"activation {text!r} is not defined on the whole real line{where}: {reason}; an "
                               "activation must be finite and twice differentiable for every real x", text)
-    funcs = [_compile(e) for e in derivs]
-    with np.errstate(all="ignore"):
-        for label, f in zip(("phi", "phi'", "phi''"), funcs, strict=True):
-            try:
-                values = np.asarray(f(_TEST_POINTS), dtype=np.float64)
-            except Exception:  # noqa: BLE001 - overflow of huge integer powers and the like
-                raise ActivationError(f"activation {text!r}: {label} cannot be evaluated in float64", text) from None
-            bad = ~np.isfinite(values)
-            if bad.any():
-                raise ActivationError(f"activation {text!r}: {label} is not finite and real at "
-                                      f"x = {_TEST_POINTS[bad][0]:g} (it must be defined on the whole real line)", text)
+    try:
+        funcs = derivative_functions(expr)
+    except ExpressionError as exc:
+        raise ActivationError(f"activation {text!r}: {exc}", text) from None
+    for label, f in zip(("phi", "phi'", "phi''"), funcs, strict=True):
+        values = np.asarray(f(_TEST_POINTS), dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise ActivationError(f"activation {text!r}: {label} is not finite and real at "
+                                  f"x = {_TEST_POINTS[bad][0]:g} (it must be defined on the whole real line)", text)
     _check_growth(text, expr)
-    homogeneous = bool(derivs[2] == 0 and expr.subs(x, 0) == 0)  # smooth and degree-1 homogeneous: c*x
-    return Activation(str(expr), *funcs, oscillatory=_is_oscillatory(*funcs), homogeneous=homogeneous,
-                      symbolic=lambda: expr)
+    # smooth and positively homogeneous of degree 1 means linear through the origin: c*x
+    homogeneous = bool(expr.is_polynomial(x) and sympy.degree(expr, x) == 1 and expr.subs(x, 0) == 0)
+    return Activation(str(expr), *(_vec(f) for f in funcs), oscillatory=_is_oscillatory(*funcs),
+                      homogeneous=homogeneous, symbolic=lambda: expr)
 
 
 def _is_oscillatory(phi, dphi, d2phi) -> bool:
@@ -462,7 +455,13 @@ def _from_expression(text: str) -> Activation:
         raise ActivationError(f"activation {text.strip()!r} is neither a built-in "
                               f"({', '.join(builtin_activation_names())}) nor an expression in x: {exc}",
                               text, exc.position) from None
-    return _from_sympy(expr, text.strip())
+    try:
+        return _from_sympy(expr, text.strip())
+    except (ActivationError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - sympy's analysis can fail in many ways; the user gets one clear error
+        raise ActivationError(f"activation {text.strip()!r}: the expression could not be analysed "
+                              f"({type(exc).__name__}: {exc}); simplify it", text) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 __all__ = ["ExpressionError", "FUNCTION_NAMES", "CONSTANT_NAMES", "MAX_LENGTH", "MAX_DEPTH", "parse_expression",
-           "real_line_singularities"]
+           "real_line_singularities", "derivative_functions"]
 
 #: Longest accepted expression (characters).
 MAX_LENGTH = 1000
@@ -45,6 +45,9 @@ MAX_DEPTH = 60
 MAX_CONSTANT = 1e300
 #: Longest integer literal (digits).
 MAX_DIGITS = 300
+#: Most nodes of the expression written out as a tree (built-in activations used as functions repeat their argument:
+#: ``gelu`` nested n deep has 2^n copies of ``x``).
+MAX_NODES = 5000
 
 
 class ExpressionError(ValueError):
@@ -60,18 +63,25 @@ class ExpressionError(ValueError):
 def _functions() -> dict[str, Callable]:
     import sympy
 
-    def sigmoid(a):
-        return 1 / (1 + sympy.exp(-a))
+    def unevaluated(func):
+        # sympy's automatic evaluation of nested function calls can take time exponential in the nesting depth
+        # (tanh nested ten deep: a minute); the parser folds constants itself, so the nodes are built as written
+        def build(arg):
+            return func(arg, evaluate=False)
 
-    return {
-        "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan,
-        "sinh": sympy.sinh, "cosh": sympy.cosh, "tanh": sympy.tanh,
-        "atan": sympy.atan, "arctan": sympy.atan, "asinh": sympy.asinh, "arcsinh": sympy.asinh,
-        "exp": sympy.exp, "log": sympy.log, "ln": sympy.log, "sqrt": sympy.sqrt,
-        "erf": sympy.erf, "erfc": sympy.erfc,
-        "abs": sympy.Abs, "Abs": sympy.Abs,
-        "sigmoid": sigmoid,
-    }
+        return build
+
+    def sigmoid(a):
+        return 1 / (1 + sympy.exp(-a, evaluate=False))
+
+    table = {name: unevaluated(func) for name, func in (
+        ("sin", sympy.sin), ("cos", sympy.cos), ("tan", sympy.tan), ("sinh", sympy.sinh), ("cosh", sympy.cosh),
+        ("tanh", sympy.tanh), ("atan", sympy.atan), ("arctan", sympy.atan), ("asinh", sympy.asinh),
+        ("arcsinh", sympy.asinh), ("exp", sympy.exp), ("log", sympy.log), ("ln", sympy.log), ("erf", sympy.erf),
+        ("erfc", sympy.erfc), ("abs", sympy.Abs), ("Abs", sympy.Abs))}
+    table["sqrt"] = sympy.sqrt
+    table["sigmoid"] = sigmoid
+    return table
 
 
 #: Functions of one argument an expression may call (besides any the caller adds).
@@ -104,16 +114,17 @@ def _tokenize(text: str) -> list[tuple[str, str, int]]:
 
 
 class _Parser:
-    def __init__(self, text: str, functions: Mapping[str, Callable]):
+    def __init__(self, text: str, functions: Mapping[str, Callable], x=None):
         import sympy
 
         self.sympy = sympy
-        self.x = sympy.Symbol("x")
+        self.x = sympy.Symbol("x") if x is None else x
         self.text = text
         self.functions = functions
         self.tokens = _tokenize(text)
         self.i = 0
         self.depth = 0
+        self.sizes: dict = {}
 
     # -- helpers
 
@@ -141,6 +152,19 @@ class _Parser:
         if self.depth > MAX_DEPTH:
             raise self.error(f"expression nested more than {MAX_DEPTH} levels deep")
 
+    def tree_size(self, node) -> int:
+        """Number of nodes of ``node`` written out as a tree (shared sub-expressions counted each time they occur)."""
+        size = self.sizes.get(node)
+        if size is None:
+            size = 1 + sum(self.tree_size(a) for a in node.args)
+            self.sizes[node] = size
+        return size
+
+    def check_size(self, node, pos: int):
+        if self.tree_size(node) > MAX_NODES:
+            raise self.error(f"expression too large: more than {MAX_NODES} nodes when written out", pos)
+        return node
+
     def constant(self, value, pos: int):
         """Check a constant sub-expression: real, finite and of magnitude <= MAX_CONSTANT."""
         sympy = self.sympy
@@ -149,8 +173,13 @@ class _Parser:
         if value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
             raise self.error("division by zero or an undefined constant (such as log(0))", pos)
         try:
-            number = complex(sympy.N(value, 17))
-        except (TypeError, ValueError, OverflowError, ArithmeticError):
+            approx = sympy.N(value, 17)
+            if approx.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) or approx.is_finite is False:
+                raise self.error("an infinite or undefined constant (such as log(0))", pos)
+            number = complex(approx)
+        except (TypeError, ValueError, OverflowError, ArithmeticError) as exc:
+            if isinstance(exc, ExpressionError):
+                raise
             raise self.error("a constant that cannot be evaluated to a real number", pos) from None
         if number.imag != 0.0 and abs(number.imag) > 1e-15 * max(1.0, abs(number.real)):
             raise self.error(f"a complex constant ({value}); the activation must be real", pos)
@@ -165,7 +194,7 @@ class _Parser:
             raise ExpressionError(f"expression longer than {MAX_LENGTH} characters", self.text, MAX_LENGTH)
         if self.peek()[0] == "end":
             raise ExpressionError("empty expression", self.text, 0)
-        expr = self.expression()
+        expr = self.check_size(self.expression(), 0)
         kind, tok, pos = self.peek()
         if kind != "end":
             if kind in ("number", "name") or tok == "(":
@@ -278,10 +307,10 @@ class _Parser:
             raise self.error(f"function {name!r} takes one argument, not name=value parameters")
         self.expect(")")
         self.depth -= 1
-        return self.constant(self.functions[name](arg), pos)
+        return self.check_size(self.constant(self.functions[name](arg), pos), pos)
 
 
-def parse_expression(text: str, functions: Mapping[str, Callable] | None = None):
+def parse_expression(text: str, functions: Mapping[str, Callable] | None = None, x=None):
     """Parse an expression in ``x`` into a sympy expression, without evaluating any Python.
 
     Parameters
@@ -291,6 +320,9 @@ def parse_expression(text: str, functions: Mapping[str, Callable] | None = None)
         grammar).
     functions : mapping of str to callable, optional
         Extra functions of one sympy argument (e.g. the built-in activations), added to :data:`FUNCTION_NAMES`.
+    x : sympy.Expr, optional
+        What the name ``x`` stands for (default ``sympy.Symbol("x")``): substitutes an argument into an expression
+        built the same way as parsed text (used for the built-in activations called as functions).
 
     Returns
     -------
@@ -308,7 +340,13 @@ def parse_expression(text: str, functions: Mapping[str, Callable] | None = None)
     table = dict(_functions())
     if functions:
         table.update(functions)
-    return _Parser(text, table).parse()
+    parser = _Parser(text, table, x)
+    try:
+        return parser.parse()
+    except (ExpressionError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - sympy failing inside a node: one clear error, never a traceback
+        raise ExpressionError(f"cannot build the expression ({type(exc).__name__}: {exc})", text) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -319,8 +357,17 @@ def parse_expression(text: str, functions: Mapping[str, Callable] | None = None)
 _DENSE = np.linspace(-100.0, 100.0, 400_001)
 _FAR = np.geomspace(100.0, 1e6, 4001)[1:]
 _GRID = np.concatenate([-_FAR[::-1], _DENSE, _FAR])
-#: Largest sympy operation count for which sympy's exact solver is tried (it can be slow on large expressions).
-_SOLVE_MAX_OPS = 25
+#: Largest sympy operation count for which sympy's exact solvers are tried (they can take minutes on larger or nested
+#: expressions: ``1 + exp(-sigmoid(sigmoid(...)))`` six deep took 140 s); beyond, the grid decides.
+_SOLVE_MAX_OPS = 12
+
+
+def _function_depth(expr) -> int:
+    """Nesting depth of function applications (``exp(sin(x))``: 2; polynomials: 0)."""
+    import sympy
+
+    inner = max((_function_depth(a) for a in expr.args), default=0)
+    return inner + 1 if isinstance(expr, sympy.Function) else inner
 
 
 def _conditions(expr, x):
@@ -357,17 +404,19 @@ def _real_zero(g, x) -> tuple[bool | None, float | None]:
     """Whether ``g`` has a real zero: (True, a zero), (False, None), or (None, None) if undecided exactly."""
     import sympy
 
-    try:
-        poly = sympy.Poly(g, x)
-    except sympy.PolynomialError:
-        poly = None
-    if poly is not None and all(c.is_real for c in poly.all_coeffs()):
+    poly = None
+    if g.is_polynomial(x) and _function_depth(g) == 0 and sympy.count_ops(g) <= _SOLVE_MAX_OPS:
+        try:
+            poly = sympy.Poly(g, x)
+        except sympy.PolynomialError:
+            poly = None
+    if poly is not None and poly.degree() <= 50 and all(c.is_real for c in poly.all_coeffs()):
         if poly.count_roots() == 0:
             return False, None
         roots = [complex(r) for r in sympy.Poly(poly.as_expr(), x).nroots(n=15)]
         real = [r.real for r in roots if abs(r.imag) <= 1e-9 * max(1.0, abs(r))]
         return True, (min(real, key=abs) if real else None)
-    if sympy.count_ops(g) > _SOLVE_MAX_OPS:
+    if sympy.count_ops(g) > _SOLVE_MAX_OPS or _function_depth(g) > 1:
         return None, None
     xr = sympy.Symbol("x", real=True)
     try:
@@ -390,7 +439,8 @@ def _real_zero(g, x) -> tuple[bool | None, float | None]:
 
 
 def _numeric_zero(g, x) -> float | None:
-    """A real zero of ``g`` found on the grid (sign change, non-finite value or a refined near-zero), or None."""
+    """A real zero of ``g`` found on the grid (a sign change or a refined near-zero), nan if numpy cannot evaluate
+    ``g``, or None."""
     import sympy
     from scipy.optimize import minimize_scalar
 
@@ -400,24 +450,27 @@ def _numeric_zero(g, x) -> float | None:
             values = np.broadcast_to(np.asarray(f(_GRID), dtype=np.complex128), _GRID.shape)
         except Exception:  # noqa: BLE001 - a function numpy cannot evaluate on the grid: treat as undefined there
             return float("nan")
-        bad = ~np.isfinite(values) | (np.abs(values.imag) > 1e-12 * np.maximum(1.0, np.abs(values.real)))
-        if bad.any():
-            return float(_GRID[bad][np.argmin(np.abs(_GRID[bad]))])
-        v = values.real
+        # overflowing or complex values are not zeros of g (a sub-expression's own condition covers a complex one);
+        # the grid is searched on the points where g is real and finite
+        keep = np.isfinite(values) & (np.abs(values.imag) <= 1e-12 * np.maximum(1.0, np.abs(values.real)))
+        grid = _GRID[keep]
+        v = values.real[keep]
+        if v.size < 3:
+            return None
         zero = v == 0.0
         if zero.any():
-            return float(_GRID[zero][np.argmin(np.abs(_GRID[zero]))])
+            return float(grid[zero][np.argmin(np.abs(grid[zero]))])
         flips = np.nonzero(np.sign(v[1:]) != np.sign(v[:-1]))[0]
         if flips.size:
-            i = flips[np.argmin(np.abs(_GRID[flips]))]
-            return float(_GRID[i])
+            i = flips[np.argmin(np.abs(grid[flips]))]
+            return float(grid[i])
         a = np.abs(v)
         scale = float(np.median(a))
         minima = np.nonzero((a[1:-1] <= a[:-2]) & (a[1:-1] <= a[2:]) & (a[1:-1] < 1e-2 * max(scale, 1e-300)))[0] + 1
         for i in minima[np.argsort(a[minima])][:50]:
-            lo, hi = _GRID[i - 1], _GRID[i + 1]
+            lo, hi = grid[i - 1], grid[i + 1]
             res = minimize_scalar(lambda t: float(abs(np.real(f(t)))), bounds=(lo, hi), method="bounded",
-                                  options={"xatol": 1e-14 * max(1.0, abs(_GRID[i]))})
+                                  options={"xatol": 1e-14 * max(1.0, abs(grid[i]))})
             if res.fun <= 1e-12 * max(scale, 1e-300):
                 return float(res.x)
     return None
@@ -460,3 +513,138 @@ def real_line_singularities(expr) -> list[tuple[str, float | None]]:
             if not value.real > 0 or value.imag != 0:
                 found.append((reason, 0.0))
     return found
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Numerical phi, phi', phi'' by forward-mode differentiation of the expression tree
+# ---------------------------------------------------------------------------------------------------------------------
+
+_SQRT_PI = math.sqrt(math.pi)
+
+
+def _unary_rules() -> dict:
+    """sympy function class -> (f, f', f'') on numpy arrays, each taking the argument ``u`` (and f's value ``v``)."""
+    import sympy
+    from scipy import special
+
+    def erf_d1(u, v):
+        return 2.0 / _SQRT_PI * np.exp(-u * u)
+
+    return {
+        sympy.sin: (np.sin, lambda u, v: np.cos(u), lambda u, v: -v),
+        sympy.cos: (np.cos, lambda u, v: -np.sin(u), lambda u, v: -v),
+        sympy.tan: (np.tan, lambda u, v: 1.0 + v * v, lambda u, v: 2.0 * v * (1.0 + v * v)),
+        sympy.sinh: (np.sinh, lambda u, v: np.cosh(u), lambda u, v: v),
+        sympy.cosh: (np.cosh, lambda u, v: np.sinh(u), lambda u, v: v),
+        sympy.tanh: (np.tanh, lambda u, v: 1.0 - v * v, lambda u, v: -2.0 * v * (1.0 - v * v)),
+        sympy.atan: (np.arctan, lambda u, v: 1.0 / (1.0 + u * u), lambda u, v: -2.0 * u / (1.0 + u * u) ** 2),
+        sympy.asinh: (np.arcsinh, lambda u, v: 1.0 / np.sqrt(1.0 + u * u), lambda u, v: -u / (1.0 + u * u) ** 1.5),
+        sympy.exp: (np.exp, lambda u, v: v, lambda u, v: v),
+        sympy.log: (np.log, lambda u, v: 1.0 / u, lambda u, v: -1.0 / (u * u)),
+        sympy.erf: (special.erf, erf_d1, lambda u, v: -2.0 * u * erf_d1(u, v)),
+        sympy.erfc: (special.erfc, lambda u, v: -erf_d1(u, v), lambda u, v: 2.0 * u * erf_d1(u, v)),
+    }
+
+
+def derivative_functions(expr) -> tuple[Callable, Callable, Callable]:
+    """numpy callables for phi, phi' and phi'' of a sympy expression in ``x``, by forward-mode differentiation.
+
+    Each node of the expression tree (shared sub-expressions once) carries the jet ``(v, v', v'')`` of its value
+    with respect to ``x``; sums, products, powers and the whitelisted functions combine jets by the chain and product
+    rules (for ``w = f(u)``: ``w' = f'(u) u'``, ``w'' = f''(u) u'^2 + f'(u) u''``). The cost is linear in the size of
+    the expression, unlike symbolic second derivatives, which grow quadratically with nesting and took sympy minutes
+    for ``tanh`` nested ten deep. Values at which the expression overflows come out as inf/nan without warnings.
+
+    Raises
+    ------
+    ExpressionError
+        The expression contains an operation without a differentiation rule here.
+    """
+    import sympy
+
+    x = sympy.Symbol("x")
+    rules = _unary_rules()
+    program: list[tuple] = []  # (kind, payload, argument slots); slot i holds node i's jet
+    slots: dict = {}
+
+    def emit(node) -> int:
+        if node in slots:
+            return slots[node]
+        if node == x:
+            op = ("x", None, ())
+        elif not node.has(x):
+            op = ("const", float(sympy.N(node, 17)), ())
+        elif isinstance(node, sympy.Add):
+            op = ("add", None, tuple(emit(a) for a in node.args))
+        elif isinstance(node, sympy.Mul):
+            op = ("mul", None, tuple(emit(a) for a in node.args))
+        elif isinstance(node, sympy.Pow):
+            base, exponent = node.args
+            if exponent.has(x):  # u**w = exp(w log u), u > 0 (checked by real_line_singularities)
+                base_slot, exponent_slot = emit(base), emit(exponent)
+                program.append(("func", rules[sympy.log], (base_slot,)))
+                program.append(("mul", None, (exponent_slot, len(program) - 1)))
+                program.append(("func", rules[sympy.exp], (len(program) - 1,)))
+                slots[node] = len(program) - 1
+                return slots[node]
+            op = ("pow", float(sympy.N(exponent, 17)), (emit(base),))
+        elif type(node) in rules:
+            op = ("func", rules[type(node)], (emit(node.args[0]),))
+        else:
+            raise ExpressionError(f"no differentiation rule for {node} (function {type(node).__name__})", str(expr))
+        program.append(op)
+        slots[node] = len(program) - 1
+        return slots[node]
+
+    root = emit(expr)
+
+    def evaluate(h, order: int):
+        h = np.asarray(h, dtype=np.float64)
+        zero = np.zeros_like(h)
+        jets: list[tuple] = []
+        with np.errstate(all="ignore"):
+            for kind, payload, args in program:
+                if kind == "x":
+                    jet = (h, np.ones_like(h), zero)
+                elif kind == "const":
+                    jet = (np.full_like(h, payload), zero, zero)
+                elif kind == "add":
+                    parts = [jets[i] for i in args]
+                    jet = tuple(sum(p[k] for p in parts) if k <= order else None for k in range(3))
+                elif kind == "mul":
+                    jet = jets[args[0]]
+                    for i in args[1:]:
+                        (a, a1, a2), (b, b1, b2) = jet, jets[i]
+                        jet = (a * b,
+                               a1 * b + a * b1 if order >= 1 else None,
+                               a2 * b + 2.0 * a1 * b1 + a * b2 if order >= 2 else None)
+                elif kind == "pow":
+                    (u, u1, u2), c = jets[args[0]], payload
+                    if c == 1.0:
+                        jet = (u, u1, u2)
+                    else:
+                        p1 = c * u ** (c - 1.0) if order >= 1 else None
+                        p2 = (c * (c - 1.0) * u ** (c - 2.0) if c != 2.0 else np.full_like(h, 2.0)) \
+                            if order >= 2 else None
+                        jet = (u**c, p1 * u1 if order >= 1 else None,
+                               p2 * u1 * u1 + p1 * u2 if order >= 2 else None)
+                else:
+                    f, d1, d2 = payload
+                    u, u1, u2 = jets[args[0]]
+                    v = f(u)
+                    g1 = d1(u, v) if order >= 1 else None
+                    jet = (v, g1 * u1 if order >= 1 else None,
+                           d2(u, v) * u1 * u1 + g1 * u2 if order >= 2 else None)
+                jets.append(jet)
+        return jets[root][order]
+
+    def phi(h):
+        return evaluate(h, 0)
+
+    def dphi(h):
+        return evaluate(h, 1)
+
+    def d2phi(h):
+        return evaluate(h, 2)
+
+    return phi, dphi, d2phi

@@ -62,6 +62,7 @@ def test_parser_builds_the_expected_sympy_tree(text, expected):
     ("", "empty"),
     ("1/0", "division by zero"),
     ("log(0)*x", "undefined constant"),
+    ("exp(1000)*x", "out of range"),
     ("9**9**9**9", "out of range"),
     ("10.0**400*x", "out of range"),
     ("1e400*x", "out of range"),
@@ -89,6 +90,14 @@ def test_valid_expressions_build_activations(text):
     h = 1e-5
     assert np.allclose((act.phi(xs + h) - act.phi(xs - h)) / (2 * h), act.dphi(xs), rtol=1e-6, atol=1e-6)
     assert get_activation(act.name).name == act.name  # the canonical name parses back
+
+
+def test_kinked_builtins_only_alone():
+    assert get_activation("elu(x)") is get_activation("elu")
+    with pytest.raises(ActivationError, match="can only be used alone"):
+        get_activation("elu(2*x)")
+    with pytest.raises(ActivationError, match="can only be used alone"):
+        get_activation("relu(tanh(x))")
 
 
 def test_expressions_equal_to_builtins_are_the_builtins():
@@ -202,3 +211,32 @@ def test_builtins_do_not_import_sympy():
             "assert 'sympy' not in sys.modules and 'numba' not in sys.modules; "
             "act.expr; assert 'sympy' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.mark.parametrize("text", ["x*tanh(x)", "tanh(tanh(tanh(x)))", "2**x", "(x**2 + 1)**x", "(x**2+1)**(-1.5)",
+                                  "log(1 + exp(x))", "atan(x)*asinh(x)", "erfc(x)*erf(x/2)", "tan(sin(x))",
+                                  "1/(2 + sin(x)*cosh(x/10))", "x**3 - x**2 + 7", "sqrt(1 + x**2)*exp(-x**2/4)",
+                                  "sinh(x/5)*cos(3*x)", "x**2*x**-1 + 1e-9*x", "pi**x/E", "gelu(2*x) + swish(x)"])
+def test_forward_mode_derivatives_match_sympy(text):
+    from meanfield.expressions import derivative_functions
+
+    expr = get_activation(text).expr
+    phi, dphi, d2phi = derivative_functions(expr)
+    xs = np.linspace(-3.0, 3.0, 61)
+    for f, order in ((phi, 0), (dphi, 1), (d2phi, 2)):
+        exact = sympy.lambdify(X, sympy.diff(expr.doit(), X, order), modules=["scipy", "numpy"])
+        want = np.broadcast_to(np.asarray(exact(xs), dtype=float), xs.shape)
+        np.testing.assert_allclose(f(xs), want, rtol=1e-12, atol=1e-13 * (1 + np.max(np.abs(want))))
+
+
+def test_deep_nesting_is_fast_or_refused():
+    start = time.perf_counter()
+    for template in ("tanh(U)", "sigmoid(U)", "gelu(U)", "1/(1 + U**2)", "log(1 + exp(U))", "tan(sin(U))"):
+        text = "x"
+        for _ in range(12):
+            text = template.replace("U", f"({text})")
+        try:
+            get_activation(text)
+        except ActivationError as exc:
+            assert "too large" in str(exc) or "longer than" in str(exc) or "nested" in str(exc), exc
+    assert time.perf_counter() - start < 120
