@@ -213,9 +213,9 @@ def test_builtins_do_not_import_sympy():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
-@pytest.mark.parametrize("text", ["x*tanh(x)", "tanh(tanh(tanh(x)))", "2**x", "(x**2 + 1)**x", "(x**2+1)**(-1.5)",
+@pytest.mark.parametrize("text", ["x*tanh(x)", "tanh(tanh(tanh(x)))", "2**x", "(x**2 + 1)**(x/100)", "(x**2+1)**(-1.5)",
                                   "log(1 + exp(x))", "atan(x)*asinh(x)", "erfc(x)*erf(x/2)", "tan(sin(x))",
-                                  "1/(2 + sin(x)*cosh(x/10))", "x**3 - x**2 + 7", "sqrt(1 + x**2)*exp(-x**2/4)",
+                                  "1/(3 + sin(x)*tanh(x/10))", "x**3 - x**2 + 7", "sqrt(1 + x**2)*exp(-x**2/4)",
                                   "sinh(x/5)*cos(3*x)", "x**2*x**-1 + 1e-9*x", "pi**x/E", "gelu(2*x) + swish(x)"])
 def test_forward_mode_derivatives_match_sympy(text):
     from meanfield.expressions import derivative_functions
