@@ -72,9 +72,7 @@ class Activation:
         True if phi keeps varying on the unit scale for large ``|x|`` (sin, or exponential growth); the quadrature
         then keeps panels of width ``1`` in ``x`` everywhere instead of coarsening beyond ``|x| = 40``.
     homogeneous : bool
-        True if phi is positively homogeneous of degree 1, ``phi(a x) = a phi(x)`` for every ``a > 0`` (relu,
-        leaky_relu, linear, expressions ``c*x``). Then ``E[phi(sqrt(q) z)^2] = q E[phi(z)^2]`` and
-        ``chi_1 = sigma_w2 E[phi'(z)^2]`` do not depend on ``q`` (ReLU: ``chi_1 = sigma_w2 / 2``).
+        Whether phi is positively homogeneous of degree 1 (property, see below).
     symbolic : callable
         Builds ``expr`` (no arguments); use ``expr``.
     expr : sympy.Expr
@@ -90,7 +88,6 @@ class Activation:
     closed_form: str | None = None
     params: dict = field(default_factory=dict)
     oscillatory: bool = False
-    homogeneous: bool = False
     symbolic: Callable[[], object] | None = field(default=None, repr=False)
 
     @functools.cached_property
@@ -100,6 +97,18 @@ class Activation:
 
     def __repr__(self) -> str:
         return f"Activation({self.name!r})"
+
+    @functools.cached_property
+    def homogeneous(self) -> bool:
+        """Whether phi is positively homogeneous of degree 1, ``phi(a x) = a phi(x)`` for ``a > 0`` (relu, leaky_relu,
+        linear, expressions such as ``2*x``): then ``E[phi'(sqrt(q) z)^2]`` does not depend on ``q`` and
+        ``E[phi(sqrt(q) z)^2]`` is proportional to ``q`` (checked numerically on a grid of ``x``)."""
+        if self.closed_form in ("leaky_relu", "linear"):
+            return True
+        x = np.linspace(-8.0, 8.0, 41)
+        with np.errstate(all="ignore"):
+            base = np.asarray(self.phi(x), dtype=np.float64)
+            return all(np.allclose(self.phi(a * x), a * base, rtol=1e-12, atol=0.0) for a in (0.5, 3.0))
 
 
 def _symbolic(build: Callable) -> Callable[[], object]:
@@ -174,7 +183,7 @@ def _leaky(slope: float, name: str) -> Activation:
         return sp.Piecewise((x, x > 0), (sp.Float(slope) * x, True)) if slope != 0 else sp.Max(x, 0)
 
     return Activation(name, _vec(phi), _vec(dphi), _vec(d2phi), kinks=(0.0,), closed_form="leaky_relu",
-                      params={"slope": slope}, homogeneous=True, symbolic=_symbolic(build))
+                      params={"slope": slope}, symbolic=_symbolic(build))
 
 
 def _relu() -> Activation:
@@ -199,7 +208,7 @@ def _hard_tanh() -> Activation:
 
 def _linear() -> Activation:
     return Activation("linear", _vec(lambda x: x + 0.0), _vec(np.ones_like), _vec(np.zeros_like),
-                      closed_form="linear", homogeneous=True, symbolic=_symbolic(lambda sp, x: x))
+                      closed_form="linear", symbolic=_symbolic(lambda sp, x: x))
 
 
 def _sigmoid() -> Activation:
@@ -410,10 +419,8 @@ def _from_sympy(expr, text: str) -> Activation:
             raise ActivationError(f"activation {text!r}: {label} is not finite and real at "
                                   f"x = {_TEST_POINTS[bad][0]:g} (it must be defined on the whole real line)", text)
     _check_growth(text, expr)
-    # smooth and positively homogeneous of degree 1 means linear through the origin: c*x
-    homogeneous = bool(expr.is_polynomial(x) and sympy.degree(expr, x) == 1 and expr.subs(x, 0) == 0)
     return Activation(str(expr), *(_vec(f) for f in funcs), oscillatory=_is_oscillatory(*funcs),
-                      homogeneous=homogeneous, symbolic=lambda: expr)
+                      symbolic=lambda: expr)
 
 
 def _is_oscillatory(phi, dphi, d2phi) -> bool:
