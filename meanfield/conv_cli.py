@@ -20,36 +20,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 
-from . import cli
-from .conv import fourier_depth_scales
-from .kernels import kernel_variance
+from .arguments import activation_arg, int_at_least, json_value, nonnegative_float, positive_float, show_warnings
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "MAX_SIZE"]
 
 PROG = "python -m meanfield modes"
+#: Largest image side n (the 2-D mode table has n^2 rows).
+MAX_SIZE = 1024
 
 
 def _kernel_spec(text: str) -> str:
+    from .kernels import kernel_variance
+
     try:
         kernel_variance(text)
     except (TypeError, ValueError) as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
-
-
-def _int_at_least(minimum: int, *, odd: bool = False):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum or (odd and value % 2 == 0):
-            raise argparse.ArgumentTypeError(f"must be an {'odd ' if odd else ''}integer >= {minimum}, got {text!r}")
-        return value
-
-    return parse
 
 
 def add_parser(subparsers) -> None:
@@ -60,22 +48,26 @@ def add_parser(subparsers) -> None:
         description="Eigenvalues lambda of the averaging operator A_v and depth scales xi = -1/log(chi_c* |lambda|) "
         "of the Fourier modes of a random CNN's spatial covariance on an n (1-D) or n x n (2-D) periodic image.",
     )
-    p.add_argument("--activation", type=cli.activation_arg, default="tanh",
+    p.add_argument("--activation", type=activation_arg, default="tanh",
                    help="built-in name or expression in x (default tanh)")
-    p.add_argument("--sigma-w2", type=cli.positive_float, required=True, help="weight variance, > 0")
-    p.add_argument("--sigma-b2", type=cli.nonnegative_float, required=True, help="bias variance, >= 0")
+    p.add_argument("--sigma-w2", type=positive_float, required=True, help="weight variance, > 0")
+    p.add_argument("--sigma-b2", type=nonnegative_float, required=True, help="bias variance, >= 0")
     p.add_argument("--kernel", type=_kernel_spec, default="uniform",
                    help='uniform, delta, GS0..GS4, or a comma-separated variance vector such as "0.1,0.8,0.1" '
                         "(non-negative, sums to 1, odd length; default uniform)")
-    p.add_argument("--kernel-size", type=_int_at_least(1, odd=True), default=None,
-                   help="odd kernel size k for named kernels (default 3)")
-    p.add_argument("--size", type=_int_at_least(1), default=8, help="image side n, >= kernel size (default 8)")
+    p.add_argument("--kernel-size", type=int_at_least(1, odd=True, maximum=MAX_SIZE), default=None,
+                   help=f"odd kernel size k for named kernels, 1..{MAX_SIZE} (default 3)")
+    p.add_argument("--size", type=int_at_least(1, maximum=MAX_SIZE), default=8,
+                   help=f"image side n, kernel size <= n <= {MAX_SIZE} (default 8)")
     p.add_argument("--ndim", type=int, choices=(1, 2), default=2, help="1-D or 2-D images (default 2)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args) -> int:
     """Run ``modes``; returns the exit status (2 when the kernel does not fit the flags)."""
+    from .conv import fourier_depth_scales
+    from .kernels import kernel_variance
+
     try:
         v = kernel_variance(args.kernel, args.kernel_size, args.ndim)
         if v.ndim != args.ndim:
@@ -85,16 +77,15 @@ def run(args) -> int:
     except (TypeError, ValueError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=RuntimeWarning)
+    with show_warnings(PROG):
         result = fourier_depth_scales(args.activation, args.sigma_w2, args.sigma_b2, v, args.size)
     table = result.table
     header = {"q_star": result.q_star, "c_star": result.c_star, "chi_c": result.chi_c, "xi_c": result.xi_c}
     if args.json:
-        modes = [{key: cli.json_value(value) for key, value in row.items()} for row in table.to_dict("records")]
+        modes = [{key: json_value(value) for key, value in row.items()} for row in table.to_dict("records")]
         document = {"activation": args.activation.name, "sigma_w2": args.sigma_w2, "sigma_b2": args.sigma_b2,
                     "kernel": v.tolist(), "size": args.size, "ndim": args.ndim,
-                    **{key: cli.json_value(value) for key, value in header.items()}, "modes": modes}
+                    **{key: json_value(value) for key, value in header.items()}, "modes": modes}
         print(json.dumps(document))
     else:
         print(f"activation {args.activation.name}, sigma_w2 {args.sigma_w2:g}, sigma_b2 {args.sigma_b2:g}, "

@@ -9,7 +9,7 @@ With ``--json`` one JSON object is printed with the contract keys ``lam``, ``den
 (``s_99 / s_1`` of the singular values ``s = sqrt(lam)``; the string ``"inf"`` when infinite) and ``isometry_fraction``
 (``P(1/2 <= s <= 2)``); otherwise a short summary. ``--out`` writes the grid (``lam``, ``density``) as CSV or
 Parquet, or the JSON object for a ``.json`` name (written atomically). Bad flags exit with status 2 and a one-line
-message naming the flag (the flag parsers are those of :mod:`meanfield.cli`); a computation that fails (no finite
+message naming the flag (the flag parsers are those of :mod:`meanfield.arguments`); a computation that fails (no finite
 ``q*``, a spectrum beyond float64) exits 1 with a one-line message, never a traceback.
 """
 
@@ -24,7 +24,7 @@ import sys
 import tempfile
 import warnings
 
-from meanfield.cli import activation_arg, json_value, nonnegative_float, positive_float
+from meanfield.arguments import activation_arg, json_value, nonnegative_float, positive_float
 
 from .spectrum import JacobianSpectrum, jacobian_spectrum
 
