@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from meanfield import gaussian_nodes, get_activation
-from meanfield.gaussian import GL_NODES, GL_NODES_CHECK, standard_normal_rule
+from meanfield.quadrature import GL_NODES, GL_NODES_CHECK, standard_normal_rule
 
 __all__ = [
     "D2_RULES",

@@ -7,7 +7,8 @@ import pytest
 import reference as ref
 
 from meanfield import gaussian_expectation, gaussian_kernel, gaussian_nodes, get_activation, hermite_coefficients
-from meanfield.gaussian import KERNEL_MAX_NODES, MehlerKernel, _kernel_quadrature
+from meanfield.kernel_quadrature import KERNEL_MAX_NODES, kernel_quadrature
+from meanfield.mehler import MehlerKernel
 
 
 @pytest.mark.parametrize("q", [0.0, 1e-6, 0.3, 2.7, 7.0, 50.0, 1e4])
@@ -48,7 +49,7 @@ def test_quadrature_path_reproduces_closed_forms(name):
     """The 2-D quadrature (used for activations without a closed form) against the arcsine / arc-cosine kernels."""
     act = get_activation(name)
     q1, q2, q12 = _random_covariances(60, 0)
-    numeric = _kernel_quadrature(act.phi, act.phi, act.kinks, q1, q2, q12)
+    numeric = kernel_quadrature(act.phi, act.phi, act.kinks, q1, q2, q12)
     closed = gaussian_kernel(act, q1, q2, q12)
     assert np.max(np.abs(numeric - closed)) < 1e-11 * max(1.0, np.max(np.abs(closed)))
 
@@ -95,7 +96,7 @@ def test_mehler_path_equals_the_quadrature_path(name):
     act = get_activation(name)
     q1, q2, q12 = _pairs_near_the_diagonal([0.05, 0.3, 1.0, 2.7, 7.0], 80, 6)
     fast = gaussian_kernel(act, q1, q2, q12)
-    slow = _kernel_quadrature(act.phi, act.phi, act.kinks, q1, q2, q12)
+    slow = kernel_quadrature(act.phi, act.phi, act.kinks, q1, q2, q12)
     scale = np.sqrt(gaussian_kernel(act, q1, q1, q1) * gaussian_kernel(act, q2, q2, q2))
     assert np.max(np.abs(fast - slow) / scale) < 2e-13  # the series' truncation tolerance is 1e-13 of the scale
     # the Mehler sum itself (not its quadrature fallback) settles most pairs, including some with |c| > 0.9
@@ -136,7 +137,7 @@ def test_mehler_kernel_with_kinks_against_closed_form_and_quadrature():
     relu = MehlerKernel("relu")
     np.testing.assert_allclose(relu(q1, q2, q12), gaussian_kernel("relu", q1, q2, q12), rtol=1e-12, atol=1e-14)
     act = get_activation("hard_tanh")
-    slow = _kernel_quadrature(act.phi, act.phi, act.kinks, q1, q2, q12)
+    slow = kernel_quadrature(act.phi, act.phi, act.kinks, q1, q2, q12)
     np.testing.assert_allclose(MehlerKernel(act)(q1, q2, q12), slow, rtol=1e-12, atol=1e-14)
     second, a, _ = MehlerKernel(act).coefficients(np.array([0.05, 0.7, 3.0]))
     reference = np.array([hermite_coefficients(act, q, a.shape[1] - 1) for q in (0.05, 0.7, 3.0)])
