@@ -9,6 +9,7 @@ User expressions are parsed with sympy; phi' and phi'' are derived symbolically 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import re
@@ -68,6 +69,18 @@ class Activation:
 
     def __repr__(self) -> str:
         return f"Activation({self.name!r})"
+
+    @functools.cached_property
+    def homogeneous(self) -> bool:
+        """Whether phi is positively homogeneous of degree 1, ``phi(a x) = a phi(x)`` for ``a > 0`` (relu, leaky_relu,
+        linear, expressions such as ``2*x``): then ``E[phi'(sqrt(q) z)^2]`` does not depend on ``q`` and
+        ``E[phi(sqrt(q) z)^2]`` is proportional to ``q`` (checked numerically on a grid of ``x``)."""
+        if self.closed_form in ("leaky_relu", "linear"):
+            return True
+        x = np.linspace(-8.0, 8.0, 41)
+        with np.errstate(all="ignore"):
+            base = np.asarray(self.phi(x), dtype=np.float64)
+            return all(np.allclose(self.phi(a * x), a * base, rtol=1e-12, atol=0.0) for a in (0.5, 3.0))
 
 
 def _vec(f: Callable) -> Callable[[np.ndarray], np.ndarray]:

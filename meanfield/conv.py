@@ -31,7 +31,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from numbers import Integral, Real
-
 from typing import TYPE_CHECKING
 
 import numpy as np

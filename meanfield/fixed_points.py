@@ -39,10 +39,13 @@ __all__ = [
     "NoFixedPointWarning",
     "correlation_fixed_point",
     "critical_point",
+    "is_stable",
+    "new_q_star_state",
     "critical_sigma_w2",
     "depth_scales",
     "phase_labels",
     "price_correlation_fixed_point",
+    "price_interpolant",
     "q_star_step",
     "settle_c",
     "solve_q_star",
@@ -58,6 +61,13 @@ C_TOL = 1e-14
 TAIL_RTOL = 1e-15
 #: Gauss-Legendre nodes of the Price-theorem integral in the 2-D quadrature route to ``c*``.
 PRICE_NODES = 48
+#: Degrees of the nested Chebyshev-Lobatto interpolants of the Price integrand (:func:`price_interpolant`).
+PRICE_DEGREES = (16, 32, 64, 128)
+#: Relative size of the last Chebyshev coefficients at which the Price interpolant counts as converged.
+PRICE_RTOL = 1e-13
+#: Above this ``q*`` the correlation fixed point of the 2-D route is found by Newton's method on the correlation map
+#: (a few kernel pairs) before trying the Price interpolant (about a hundred pairs, each costly at large ``q``).
+PRICE_Q_MAX = 100.0
 #: Most safeguarded Newton iterations for q* before FixedPointError.
 NEWTON_MAX = 200
 
@@ -265,28 +275,118 @@ def settle_c(b, kmax, q, sw2, chi1, qd, v, c0):
     return c, one_minus_chic, gap, dtail / qd
 
 
-def price_correlation_fixed_point(act: Activation, q: float, sw2: float, chi1: float) -> tuple[float, float]:
+def _lobatto_coefficients(values: np.ndarray) -> np.ndarray:
+    """Chebyshev coefficients of the interpolant through ``values`` at ``x_j = cos(pi j / n)``, ``j = 0..n``."""
+    n = values.size - 1
+    j = np.arange(n + 1)
+    f = values.copy()
+    f[0] *= 0.5
+    f[-1] *= 0.5
+    coef = 2.0 / n * np.cos(np.pi * np.outer(j, j) / n) @ f
+    coef[0] *= 0.5
+    coef[-1] *= 0.5
+    return coef
+
+
+def price_interpolant(act: Activation, q: float) -> np.ndarray | None:
+    """Chebyshev coefficients (in ``x = 2u - 1``) of ``u -> E[phi'(u1) phi'(u2)]`` at correlation ``t = 1 - u^2``,
+    ``u`` in ``[0, 1]`` (``u1, u2`` of variance ``q``), or None if it does not converge by degree
+    :data:`PRICE_DEGREES`\ [-1].
+
+    In ``u`` the ``sqrt(1 - t)`` behaviour that kinks cause at ``t = 1`` is analytic, so the interpolant at nested
+    Chebyshev-Lobatto points converges geometrically; the degree doubles until the last three coefficients are below
+    :data:`PRICE_RTOL` of the values (at large ``q`` the kernel has a boundary layer of width ``1/sqrt(q)`` in ``u``
+    and the interpolant needs high degrees). Kernel values come from
+    :func:`meanfield.kernel_quadrature.kernel_quadrature` of ``phi'``.
+    """
+    values = np.empty(0)
+    for n in PRICE_DEGREES:
+        x = np.cos(np.pi * np.arange(n + 1) / n)
+        u = 0.5 * (x + 1.0)
+        new = np.arange(n + 1) if values.size == 0 else np.arange(1, n + 1, 2)
+        t = 1.0 - u[new] ** 2
+        qa = np.full(t.size, q)
+        fresh = kernel_quadrature(act.dphi, act.dphi, act.kinks, qa, qa, q * t, oscillatory=act.oscillatory)
+        full = np.empty(n + 1)
+        if values.size == 0:
+            full[:] = fresh
+        else:
+            full[0::2] = values
+            full[1::2] = fresh
+        values = full
+        coef = _lobatto_coefficients(full)
+        if np.max(np.abs(coef[-3:])) <= PRICE_RTOL * np.max(np.abs(full)):
+            return coef
+    return None
+
+
+def price_correlation_fixed_point(act: Activation, moments, q: float, sw2: float) -> tuple[float, float]:
     """``c*`` and ``chi_c`` from 2-D quadrature of the two-point kernels, without the trivial root ``c = 1``.
 
     By Price's theorem ``V - K(c) = q int_c^1 E[phi'(u1) phi'(u2)](t) dt`` (``u1, u2`` of variance ``q``,
     correlation ``t``), so ``c*`` is the root of ``F(c) = sw2 M(c) - 1`` with ``M(c)`` the mean of
     ``E[phi' phi'](t)`` over ``t`` in ``[c, 1]``: increasing, ``F(1) = chi_1 - 1 > 0``, slope ``O(1)`` up to the
-    critical line. ``M`` is a :data:`PRICE_NODES`-point Gauss-Legendre rule in ``s`` with ``t = 1 - (1 - c) s^2``,
-    which makes the ``sqrt(1 - t)`` behaviour a kink causes at ``t = 1`` smooth; the root is found by ``brentq``.
+    critical line. ``M`` is a :data:`PRICE_NODES`-point Gauss-Legendre rule in ``s`` with ``t = 1 - (1 - c) s^2``
+    applied to the interpolant of :func:`price_interpolant`; the root is found by ``brentq``.
+
+    Where that interpolant does not converge (very large ``q``), Newton's method from ``c = 0`` on the undivided
+    ``h(c) = sw2 (V - K(c)) - q (1 - c)`` (concave, ``h(0) <= 0``: the iterates increase monotonically to ``c*``;
+    ``h'(c) = q (1 - chi_c(c))``), with ``K`` and ``E[phi' phi']`` by 2-D quadrature; it is well conditioned where
+    ``1 - chi_c`` is not small, which is where such variances put ``c*``.
+
+    Raises
+    ------
+    FixedPointError
+        Neither route converges (a very large ``q*`` next to the critical line).
     """
-    x, w = np.polynomial.legendre.leggauss(PRICE_NODES)
-    s, w = 0.5 * (x + 1.0), w * 0.5 * (x + 1.0)  # rule for int_0^1 g(s) 2 s ds
+    v, d, _ = moments(q)
+    chi1 = sw2 * d
+    if q > PRICE_Q_MAX:
+        found = _newton_correlation_fixed_point(act, q, sw2, v)
+        if found is not None:
+            return found
+    coef = price_interpolant(act, q)
+    if coef is not None:
+        x, w = np.polynomial.legendre.leggauss(PRICE_NODES)
+        s, w = 0.5 * (x + 1.0), w * 0.5 * (x + 1.0)  # rule for int_0^1 g(s) 2 s ds
 
-    def kernel(t: np.ndarray) -> np.ndarray:
-        qa = np.full(t.size, q)
-        return kernel_quadrature(act.dphi, act.dphi, act.kinks, qa, qa, q * t)
+        def kernel(u):
+            return np.polynomial.chebyshev.chebval(2.0 * u - 1.0, coef)
 
-    def f(c: float) -> float:
-        return chi1 - 1.0 if c == 1.0 else sw2 * float(np.sum(w * kernel(1.0 - (1.0 - c) * s * s))) - 1.0
+        def f(c: float) -> float:
+            return chi1 - 1.0 if c == 1.0 else sw2 * float(np.sum(w * kernel(s * math.sqrt(1.0 - c)))) - 1.0
 
-    f0 = f(0.0)
-    c = 0.0 if f0 >= 0.0 else brentq(f, 0.0, 1.0, xtol=1e-16, rtol=8.9e-16, maxiter=200)
-    return c, sw2 * float(kernel(np.array([c]))[0])
+        c = 0.0 if f(0.0) >= 0.0 else brentq(f, 0.0, 1.0, xtol=1e-16, rtol=8.9e-16, maxiter=200)
+        return c, sw2 * float(kernel(math.sqrt(1.0 - c)))
+    found = None if q > PRICE_Q_MAX else _newton_correlation_fixed_point(act, q, sw2, v)
+    if found is not None:
+        return found
+    raise FixedPointError(f"{act.name}: the correlation fixed point at q* = {q:.6g} (chi_1 = {chi1:.6g}) could not be "
+                          "resolved: the Mehler series and the Price integral do not converge at this variance, and "
+                          "Newton's method on the correlation map stalls next to the critical line")
+
+
+def _newton_correlation_fixed_point(act: Activation, q: float, sw2: float, v: float) -> tuple[float, float] | None:
+    """Newton's method for ``c*`` on ``h(c) = sw2 (V - K(c)) - q (1 - c)`` (see :func:`price_correlation_fixed_point`);
+    None when it stalls (slope ``q (1 - chi_c)`` not positive, or 100 iterations)."""
+    osc = act.oscillatory
+    qa = np.full(1, q)
+    c = 0.0
+    for _ in range(100):
+        cov = np.full(1, q * c)
+        k = kernel_quadrature(act.phi, act.phi, act.kinks, qa, qa, cov, oscillatory=osc)[0]
+        kd = kernel_quadrature(act.dphi, act.dphi, act.kinks, qa, qa, cov, oscillatory=osc)[0]
+        h = sw2 * (v - k) - q * (1.0 - c)
+        slope = q * (1.0 - sw2 * kd)
+        if h >= 0.0:
+            return c, sw2 * kd
+        if slope <= 0.0:
+            return None
+        c_new = min(c - h / slope, 1.0)
+        if c_new - c <= 1e-15:
+            return c_new, sw2 * kd
+        c = c_new
+    return None
 
 
 def correlation_fixed_point(act: Activation, moments, q: float, sw2: float) -> tuple[float, float]:
@@ -316,7 +416,7 @@ def correlation_fixed_point(act: Activation, moments, q: float, sw2: float) -> t
                 return float(c), float(1.0 - one_minus_chic)
             if math.isfinite(c):
                 c0 = c
-    return price_correlation_fixed_point(act, q, sw2, chi1)
+    return price_correlation_fixed_point(act, moments, q, sw2)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -361,7 +461,7 @@ def critical_point(moments, q: float) -> tuple[float, float]:
 
 
 def is_stable(moments, q: float, sw2: float, sb2: float) -> tuple[bool, float]:
-    """Whether ``q`` is the fixed point :func:`solve_q_star` finds at ``(sw2, sb2)`` (relative 1e-7); and that ``q*``."""
+    """Whether ``q`` is the fixed point :func:`solve_q_star` finds at ``(sw2, sb2)`` (relative 1e-7), and that q*."""
     try:
         found = solve_q_star(moments, sw2, sb2)
     except FixedPointError:

@@ -22,7 +22,15 @@ from collections.abc import Iterator
 import numpy as np
 
 from .activations import Activation, get_activation
-from .quadrature import GL_NODES, GL_NODES_CHECK, Z_MAX, QuadratureWarning, breakpoints, check_variance, rule_from_breaks
+from .quadrature import (
+    GL_NODES,
+    GL_NODES_CHECK,
+    Z_MAX,
+    QuadratureWarning,
+    breakpoints,
+    check_variance,
+    rule_from_breaks,
+)
 
 __all__ = [
     "DEGREE_MAX",

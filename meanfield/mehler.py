@@ -77,7 +77,10 @@ class MehlerKernel:
         if self._last is not None and np.array_equal(self._last[0], variances):
             return self._last[1]
         result = None
-        for k in degree_schedule(max(self._degree, self.K_START)):
+        start = max(self._degree, self.K_START)
+        while start > self.K_START and hermite_rule(self.act, variances, start)[0].size * (start + 1) > MAX_TABLE:
+            start //= 2  # the remembered degree is too high for these variances
+        for k in degree_schedule(start):
             rule = hermite_rule(self.act, variances, k)
             if result is not None and rule[0].size * (k + 1) > MAX_TABLE:
                 break  # keep the last degree; unresolved pairs go to the quadrature
@@ -134,5 +137,5 @@ class MehlerKernel:
         if np.any(unresolved):
             act = self.act
             out[unresolved] = kernel_quadrature(act.phi, act.phi, act.kinks, q1[unresolved], q2[unresolved],
-                                                q12[unresolved])
+                                                q12[unresolved], oscillatory=act.oscillatory)
         return out

@@ -34,6 +34,7 @@ __all__ = [
     "check_variance",
     "gaussian_expectation",
     "gaussian_nodes",
+    "graded_h_points",
     "legendre_rule",
     "panel_width",
     "rule_from_breaks",
@@ -76,19 +77,27 @@ def panel_width(q: float, kmax: int = 0) -> float:
     return width
 
 
+def graded_h_points(q: float, zmax: float = Z_MAX) -> np.ndarray:
+    """Panel boundaries in ``h = sqrt(q) z`` for integrands smooth on the scale ``|h|`` beyond :data:`H_FINE`: the
+    integers up to ``H_FINE`` and a geometric sequence (ratio :data:`H_RATIO`) beyond, to ``zmax sqrt(q)``, both signs
+    and 0 (sorted)."""
+    hmax = zmax * math.sqrt(max(q, 0.0))
+    fine = np.arange(1.0, H_FINE + 1.0)
+    ratio = np.log(max(hmax / H_FINE, 1.0)) / np.log(H_RATIO)
+    coarse = H_FINE * H_RATIO ** np.arange(1.0, math.ceil(ratio) + 1.0)
+    h = np.concatenate([fine, coarse])
+    h = h[h < hmax]
+    return np.concatenate([-h[::-1], [0.0], h])
+
+
 def breakpoints(q: float, kinks=(), zmax: float = Z_MAX, kmax: int = 0, oscillatory: bool = False) -> np.ndarray:
     """Panel boundaries in ``z`` of the rule described in the module docstring (sorted 1-D array)."""
     width = panel_width(0.0 if not oscillatory else q, kmax)
     m = max(int(math.ceil(2.0 * zmax / width)), 2)
     b = np.linspace(-zmax, zmax, m + 1)
     if q > 1.0 and not oscillatory:
-        s = math.sqrt(q)
-        fine = np.arange(1.0, H_FINE + 1.0)
-        ratio = np.log(max(zmax * s / H_FINE, 1.0)) / np.log(H_RATIO)
-        coarse = H_FINE * H_RATIO ** np.arange(1.0, math.ceil(ratio) + 1.0)
-        h = np.concatenate([fine, coarse]) / s
-        h = h[h < zmax]
-        b = np.union1d(b, np.concatenate([-h, [0.0], h]))
+        h = graded_h_points(q, zmax) / math.sqrt(q)
+        b = np.union1d(b, h[np.abs(h) < zmax])
     if q > 0 and len(kinks):
         zk = np.asarray(kinks, dtype=np.float64) / math.sqrt(q)
         zk = zk[np.abs(zk) < zmax]

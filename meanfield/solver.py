@@ -3,8 +3,8 @@
 :func:`solver_for` keeps one :class:`MeanFieldSolver` per activation. Points go through the Numba grid kernel of
 :mod:`meanfield.grid` on the Chebyshev tables of :mod:`meanfield.tables` when there are many of them (more than
 :data:`GRID_THRESHOLD`) or when the tables already exist (in memory or in the disk cache; built-in activations always
-use them), and through the scalar path (:meth:`MeanFieldSolver.point`: quadrature moments, :mod:`meanfield.fixed_points`)
-otherwise; points the tables cannot settle go to the scalar path too.
+use them), and through the scalar path (:meth:`MeanFieldSolver.point`: quadrature moments,
+:mod:`meanfield.fixed_points`) otherwise; points the tables cannot settle go to the scalar path too.
 """
 
 from __future__ import annotations

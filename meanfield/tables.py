@@ -4,7 +4,8 @@ on disk.
 Every fully connected quantity depends on ``(sigma_w2, sigma_b2)`` only through ``q*`` and ``c``. The functions of
 ``q`` -- ``V(q) = E[phi^2]`` (tabulated as ``W(q) = (V(q) - V(0))/q``, so that ``V`` keeps its relative accuracy at
 small ``q``, where the fixed point at ``sigma_b2 = 0`` depends on ``V(q)/q``), ``D(q) = E[phi'^2]``, ``V'(q)`` and the
-squared Hermite coefficients ``b_k(q) = a_k(q)^2`` -- are sampled once per activation at the nodes of piecewise Chebyshev interpolants in
+squared Hermite coefficients ``b_k(q) = a_k(q)^2`` -- are sampled once per activation at the nodes of piecewise
+Chebyshev interpolants in
 ``s = sqrt(q)`` (panels of width :data:`PANEL` in ``s``, :data:`DEGREE` + 1 nodes each), built lazily up to the largest
 ``q*`` a grid needs (at most :data:`S_MAX`\\ ^2). On each panel the Mehler series keeps ``K`` terms, ``K`` the smallest
 degree of :func:`meanfield.hermite.degree_schedule` with Parseval tail ``V - sum_k b_k <= TAIL_RTOL V`` at the panel's
@@ -33,7 +34,10 @@ import numpy as np
 from .hermite import DEGREE_MAX, degree_schedule
 from .quadrature import QuadratureWarning
 
-__all__ = ["DEGREE", "PANEL", "Q_SERIES_MIN", "S_MAX", "TABLE_VERSION", "ChebyshevTables", "cache_dir", "table_moments", "table_row"]
+__all__ = [
+    "DEGREE", "PANEL", "Q_SERIES_MIN", "S_MAX", "TABLE_VERSION",
+    "ChebyshevTables", "cache_dir", "locate", "table_moments", "table_row",
+]
 
 #: Panel width in ``s = sqrt(q)``.
 PANEL = 0.25

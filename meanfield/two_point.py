@@ -65,7 +65,8 @@ def gaussian_kernel(activation, q1, q2, q12):
     if value is None:
         flat = (q1.ravel(), q2.ravel(), q12.ravel())
         if act.kinks:
-            value = kernel_quadrature(act.phi, act.phi, act.kinks, *flat).reshape(q1.shape)
+            value = kernel_quadrature(act.phi, act.phi, act.kinks, *flat, oscillatory=act.oscillatory)
+            value = value.reshape(q1.shape)
         else:
             value = mehler_kernel(act).evaluate(*flat).reshape(q1.shape)
     value = np.asarray(value, dtype=np.float64)
