@@ -291,7 +291,7 @@ def _lobatto_coefficients(values: np.ndarray) -> np.ndarray:
 def price_interpolant(act: Activation, q: float) -> np.ndarray | None:
     """Chebyshev coefficients (in ``x = 2u - 1``) of ``u -> E[phi'(u1) phi'(u2)]`` at correlation ``t = 1 - u^2``,
     ``u`` in ``[0, 1]`` (``u1, u2`` of variance ``q``), or None if it does not converge by degree
-    :data:`PRICE_DEGREES`\ [-1].
+    the last of :data:`PRICE_DEGREES`.
 
     In ``u`` the ``sqrt(1 - t)`` behaviour that kinks cause at ``t = 1`` is analytic, so the interpolant at nested
     Chebyshev-Lobatto points converges geometrically; the degree doubles until the last three coefficients are below
