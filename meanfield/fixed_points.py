@@ -188,28 +188,31 @@ def solve_q_star(moments, sw2: float, sb2: float) -> float:
 
 @numba.njit(cache=True)
 def divided_series(b, kmax, c):
-    """``P(c) = sum_{j<kmax} c^j T_j`` and ``P'(c)``, ``T_j = sum_{j<k<=kmax} b_k`` (Horner, suffix sums accumulated
-    on the way down): the truncated Mehler series with its trivial root divided out, ``sum_k b_k (1 - c^k) / (1 - c)``.
-    All coefficients are >= 0, so ``P`` is increasing and convex on [0, 1] and is evaluated without cancellation."""
+    """``P1(c) = sum_{1<=j<kmax} c^(j-1) T_j``, ``P1'(c)`` and ``T_0``, with ``T_j = sum_{j<k<=kmax} b_k`` (Horner,
+    suffix sums accumulated on the way down). The truncated Mehler series with its trivial root divided out is
+    ``P(c) = sum_k b_k (1 - c^k)/(1 - c) = T_0 + c P1(c)``; all coefficients are >= 0, so ``P1`` is increasing and
+    convex on [0, 1] and is evaluated without cancellation."""
     t = 0.0
     p = 0.0
     dp = 0.0
-    for j in range(kmax - 1, -1, -1):
+    for j in range(kmax - 1, 0, -1):
         t += b[j + 1]
         dp = dp * c + p
         p = p * c + t
-    return p, dp
+    return p, dp, t + b[1]
 
 
 @numba.njit(cache=True)
-def settle_c(b, kmax, q, sw2, chi1, qd, v, c0):
+def settle_c(b, kmax, q, sw2, sb2, chi1, qd, v, c0):
     """Chaotic fixed point ``c*`` of the correlation map from the Mehler series ``b_0..b_kmax`` (``b_k = a_k(q)^2``).
 
     ``sw2 (V - K(c)) = q (1 - c)`` has the trivial root ``c = 1``; dividing it out leaves
-    ``H(c) = sw2 sum_j c^j T_j - q`` with ``T_j = sum_{k>j} b_k``, increasing and convex with ``H(0) <= 0`` and
-    ``H(1) = q (chi_1 - 1) > 0``, whose slope stays ``O(q)`` up to the critical line (well conditioned, unlike the
-    undivided form whose slope at ``c*`` is ``q (1 - chi_c)``). Degrees above ``kmax`` add
-    ``sum_{k>kmax} b_k (1 - c^k)/(1 - c)``, between 0 and ``min(dtail, R / (1 - c))`` with
+    ``H(c) = sw2 P(c) - q`` with ``P(c) = sum_j c^j T_j``, ``T_j = sum_{k>j} b_k``. With ``T_0 = V - b_0`` and
+    ``q = sw2 V + sb2`` (``q`` is the length fixed point) this is ``H(c) = sw2 c P1(c) - (sb2 + sw2 b_0)``
+    (:func:`divided_series`): no cancellation at ``c = 0`` (``c* = 0`` exactly for odd ``phi`` without bias, however
+    small ``q``), increasing and convex with ``H(1) = q (chi_1 - 1) > 0``, slope ``O(q)`` up to the critical line
+    (well conditioned, unlike the undivided form whose slope at ``c*`` is ``q (1 - chi_c)``). Degrees above ``kmax``
+    add ``sw2 c sum_{k>kmax} b_k (1 - c^(k-1))/(1 - c)``, between 0 and ``sw2 min(dtail, R / (1 - c))`` with
     ``dtail = q D - sum_{k<=kmax} k b_k`` (``sum_k k b_k = q D``) and the Parseval remainder
     ``R = V - sum_{k<=kmax} b_k``: the roots with the tail at 0 and at that bound bracket the exact ``c*`` (the ``R``
     bound is the tight one far from the critical line, ``dtail`` next to it); ``c*`` is their midpoint.
@@ -226,7 +229,11 @@ def settle_c(b, kmax, q, sw2, chi1, qd, v, c0):
         dpartial += k * b[k]
         partial += b[k]
     partial += b[0]
-    if sw2 * dpartial <= q:  # H(1) <= 0 for the truncated series: no root below 1 yet
+    if kmax < 1:
+        return math.nan, math.nan, math.nan, math.nan
+    offset = sb2 + sw2 * b[0]
+    p1_at_1, _, t0 = divided_series(b, kmax, 1.0)
+    if sw2 * p1_at_1 <= offset:  # H(1) <= 0 for the truncated series: no root below 1 yet
         return math.nan, math.nan, math.nan, math.nan
     dtail = max(qd - dpartial, 0.0)
     rtail = max(v - partial, 0.0)
@@ -237,9 +244,9 @@ def settle_c(b, kmax, q, sw2, chi1, qd, v, c0):
     ok = False
     last_step = math.inf
     for _ in range(200):
-        p, dp = divided_series(b, kmax, c)
-        h = sw2 * p - q
-        slope = dp
+        p1, dp1, _ = divided_series(b, kmax, c)
+        h = sw2 * c * p1 - offset
+        slope = p1 + c * dp1
         if h == 0.0:
             ok = True
             break
@@ -247,7 +254,7 @@ def settle_c(b, kmax, q, sw2, chi1, qd, v, c0):
             hi = c
         else:
             lo = c
-        c_new = c - h / (sw2 * dp) if dp > 0.0 else -1.0
+        c_new = c - h / (sw2 * slope) if slope > 0.0 else -1.0
         newton = lo <= c_new <= hi
         if not newton:
             c_new = 0.5 * (lo + hi)
@@ -264,7 +271,7 @@ def settle_c(b, kmax, q, sw2, chi1, qd, v, c0):
     bound = dtail
     if c < 1.0:
         bound = min(dtail, (rtail + 4e-16 * v) / (1.0 - c))
-    gap = (bound + 4e-16 * qd) / slope
+    gap = (c * bound + 4e-16 * qd) / slope
     c = max(c - 0.5 * gap, 0.0)
     w = 0.0
     s = 0.0
@@ -389,8 +396,9 @@ def _newton_correlation_fixed_point(act: Activation, q: float, sw2: float, v: fl
     return None
 
 
-def correlation_fixed_point(act: Activation, moments, q: float, sw2: float) -> tuple[float, float]:
-    """Chaotic fixed point ``(c*, chi_c)`` at ``q = q* > 0`` with ``chi_1 = sw2 D(q) > 1``.
+def correlation_fixed_point(act: Activation, moments, q: float, sw2: float, sb2: float) -> tuple[float, float]:
+    """Chaotic fixed point ``(c*, chi_c)`` at ``q = q* > 0`` (the fixed point at ``(sw2, sb2)``) with
+    ``chi_1 = sw2 D(q) > 1``.
 
     Closed forms where :mod:`meanfield.closed_forms` has them; kinked activations by
     :func:`price_correlation_fixed_point`; smooth ones by :func:`settle_c` on the Hermite coefficients of
@@ -411,7 +419,7 @@ def correlation_fixed_point(act: Activation, moments, q: float, sw2: float) -> t
             except FloatingPointError:
                 break
             b = a[0] ** 2
-            c, one_minus_chic, gap, rel_tail = settle_c(b, kmax, q, sw2, chi1, q * d, v, c0)
+            c, one_minus_chic, gap, rel_tail = settle_c(b, kmax, q, sw2, sb2, chi1, q * d, v, c0)
             if gap <= C_TOL or rel_tail <= TAIL_RTOL:  # bracket narrow, or the series converged to rounding
                 return float(c), float(1.0 - one_minus_chic)
             if math.isfinite(c):

@@ -74,7 +74,7 @@ def solve_points(mc, bc, kmaxs, s_hi, m0, sw2, sb2, c_tol, with_c, out):
             for k in range(done, kmax + 1):
                 b[k] = max(table_row(bc, i, k, t), 0.0)
             done = kmax + 1
-            c_new, one_minus_chic, gap, rel_tail = settle_c(b, kmax, q, a, chi1, q * d, v, c)
+            c_new, one_minus_chic, gap, rel_tail = settle_c(b, kmax, q, a, bb, chi1, q * d, v, c)
             ok = gap <= c_tol or rel_tail <= TABLE_TAIL_RTOL
             if ok or kmax == kfull:
                 break

@@ -27,6 +27,7 @@ __all__ = [
     "GL_NODES_CHECK",
     "H_FINE",
     "INV_SQRT_2PI",
+    "MAX_PANELS",
     "QUAD_RTOL",
     "QuadratureWarning",
     "Z_MAX",
@@ -53,6 +54,8 @@ QUAD_RTOL = 1e-11
 #: geometrically (ratio :data:`H_RATIO`) in ``h`` up to width 1 in ``z``.
 H_FINE = 40.0
 H_RATIO = 1.25
+#: Most panels of one rule (about 1.2 million nodes): an oscillatory integrand at a larger variance is an error.
+MAX_PANELS = 100_000
 #: ``1 / sqrt(2 pi)``, the N(0, 1) density at 0.
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -91,9 +94,15 @@ def graded_h_points(q: float, zmax: float = Z_MAX) -> np.ndarray:
 
 
 def breakpoints(q: float, kinks=(), zmax: float = Z_MAX, kmax: int = 0, oscillatory: bool = False) -> np.ndarray:
-    """Panel boundaries in ``z`` of the rule described in the module docstring (sorted 1-D array)."""
+    """Panel boundaries in ``z`` of the rule described in the module docstring (sorted 1-D array).
+
+    Raises FloatingPointError when an oscillatory integrand's variance needs more than :data:`MAX_PANELS` panels.
+    """
     width = panel_width(0.0 if not oscillatory else q, kmax)
     m = max(int(math.ceil(2.0 * zmax / width)), 2)
+    if m > MAX_PANELS:
+        raise FloatingPointError(f"Gaussian expectation at q={q:.3g}: an oscillatory integrand needs {m} panels, more "
+                                 f"than {MAX_PANELS} (variances up to about {(MAX_PANELS / (2.0 * zmax)) ** 2:.3g})")
     b = np.linspace(-zmax, zmax, m + 1)
     if q > 1.0 and not oscillatory:
         h = graded_h_points(q, zmax) / math.sqrt(q)
@@ -223,7 +232,8 @@ def gaussian_expectation(g: Callable[[np.ndarray], np.ndarray], q: float, kinks=
         with np.errstate(over="ignore", invalid="ignore"):
             gz = np.asarray(g(z), dtype=np.float64)
         wb = w.reshape(w.shape + (1,) * (gz.ndim - 1))
-        contrib = wb * gz
+        with np.errstate(over="ignore", invalid="ignore"):
+            contrib = wb * gz
         value = contrib.sum(axis=0)
         scale = np.abs(contrib).sum(axis=0)
         if not np.all(np.isfinite(value)):

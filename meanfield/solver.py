@@ -99,7 +99,7 @@ class MeanFieldSolver:
         _, d, vp = self.moments(q)
         chi1 = sw2 * d
         if chi1 > 1.0 and q > 0.0:
-            c, chic = correlation_fixed_point(self.act, self.moments, q, sw2)
+            c, chic = correlation_fixed_point(self.act, self.moments, q, sw2, sb2)
         else:
             c, chic = 1.0, chi1
         xi_q, xi_c = depth_scales([sw2 * vp, chic])
@@ -114,7 +114,7 @@ class MeanFieldSolver:
         n = len(sw2)
         out = np.full((n, 6), np.nan)
         todo = np.arange(n)
-        if n and self._use_tables(n):
+        if n and (n > GRID_THRESHOLD or not q_only) and self._use_tables(n):  # a few q* alone: the scalar path
             tab = self.tables()
             tab.ensure(4.0)
             status = np.full(n, LEFT_TABLE)
@@ -122,7 +122,7 @@ class MeanFieldSolver:
             bar = _progress(n, progress)
             m0 = np.array(self.moments(0.0))
             while pending.size:
-                block = np.empty((pending.size, 6))
+                block = np.full((pending.size, 6), np.nan)
                 threads = numba.get_num_threads()
                 if pending.size <= SERIAL_MAX:
                     numba.set_num_threads(1)
