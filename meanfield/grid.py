@@ -2,9 +2,11 @@
 Chebyshev tables of :mod:`meanfield.tables` (functions of ``q`` only).
 
 Each point runs the same algorithms as the scalar path: ``q*`` by :func:`meanfield.fixed_points.q_star_step` (the
-one safeguarded Newton method), ``c*`` by :func:`meanfield.fixed_points.settle_c` at degree 32, 128, 512, then the
-panel's ``K``, until the bracket from the series' tail is narrower than ``c_tol``. Points that leave the tables, or
-whose bracket stays wider, are flagged for the scalar path.
+one safeguarded Newton method), ``c*`` by :func:`meanfield.fixed_points.settle_c` from degree
+:data:`GRID_DEGREE_START`, doubling up to the panel's ``K``, until the bracket from the series' tail is narrower than
+``c_tol`` (``b_k`` are interpolated only to the Chebyshev length that their size needs,
+:attr:`meanfield.tables.ChebyshevTables.b_lengths`). Points that leave the tables, or whose bracket stays wider, are
+flagged for the scalar path.
 """
 
 from __future__ import annotations
@@ -17,16 +19,18 @@ import numpy as np
 from .fixed_points import q_star_step, settle_c
 from .tables import Q_SERIES_MIN, locate, table_moments, table_row
 
-__all__ = ["DONE", "LEFT_TABLE", "NEEDS_SCALAR", "TABLE_TAIL_RTOL", "solve_points"]
+__all__ = ["DONE", "GRID_DEGREE_START", "LEFT_TABLE", "NEEDS_SCALAR", "TABLE_TAIL_RTOL", "solve_points"]
 
 #: Status codes in column 5 of :func:`solve_points`' output.
 DONE, LEFT_TABLE, NEEDS_SCALAR = 0.0, 1.0, 2.0
+#: First series degree the grid kernel tries for c* (then doubling to the panel's degree).
+GRID_DEGREE_START = 64
 #: Relative tail ``dtail / (q D)`` at which a grid point's series counts as converged to the tables' precision.
 TABLE_TAIL_RTOL = 1e-13
 
 
 @numba.njit(parallel=True, cache=True)
-def solve_points(mc, bc, kmaxs, s_hi, m0, sw2, sb2, c_tol, with_c, out):
+def solve_points(mc, bc, blen, kmaxs, s_hi, m0, sw2, sb2, c_tol, with_c, out):
     """Fill ``out[p] = (q*, c*, chi_1, chi_c, sigma_w2 V'(q*), status)`` for the paired points ``(sw2[p], sb2[p])``.
 
     Status :data:`DONE`, :data:`LEFT_TABLE` (``q*`` beyond the tables) or :data:`NEEDS_SCALAR` (the series cannot
@@ -65,14 +69,14 @@ def solve_points(mc, bc, kmaxs, s_hi, m0, sw2, sb2, c_tol, with_c, out):
             continue
         b = np.empty(kfull + 1)
         done = 0
-        kmax = min(kfull, 32)
+        kmax = min(kfull, GRID_DEGREE_START)
         c = 0.0
         ok = False
         c_new = math.nan
         one_minus_chic = math.nan
         while True:
             for k in range(done, kmax + 1):
-                b[k] = max(table_row(bc, i, k, t), 0.0)
+                b[k] = max(table_row(bc, blen, i, k, t), 0.0)
             done = kmax + 1
             c_new, one_minus_chic, gap, rel_tail = settle_c(b, kmax, q, a, bb, chi1, q * d, v, c)
             ok = gap <= c_tol or rel_tail <= TABLE_TAIL_RTOL
@@ -80,7 +84,7 @@ def solve_points(mc, bc, kmaxs, s_hi, m0, sw2, sb2, c_tol, with_c, out):
                 break
             if not math.isnan(c_new):
                 c = c_new
-            kmax = min(4 * kmax, kfull)
+            kmax = min(2 * kmax, kfull)
         if not ok:
             out[p, 5] = NEEDS_SCALAR
             continue

@@ -50,6 +50,8 @@ TAIL_RTOL = 1e-15
 #: Below this ``q`` (the first panel) the interpolated ``b_k ~ q^k`` lose their relative accuracy: chaotic points with a
 #: smaller ``q*`` go to the scalar path.
 Q_SERIES_MIN = PANEL**2
+#: Chebyshev coefficients of ``b_k`` below this (summed, relative to ``V``) are not evaluated.
+LENGTH_RTOL = 1e-19
 #: Smallest series degree of a panel.
 PANEL_DEGREE_START = 64
 #: Bumped whenever the tables' numerics change, so stale cache files are not used.
@@ -101,11 +103,26 @@ class ChebyshevTables:
         self.b_coef = np.zeros((0, 1, DEGREE + 1))  # (panel, k, j)
         self.kmax = np.zeros(0, dtype=np.int64)
         self.max_error = 0.0
+        self._lengths: np.ndarray | None = None
         self._path = None
         if key is not None:
             digest = hashlib.sha256(f"{key}|{TABLE_VERSION}|{PANEL}|{DEGREE}|{TAIL_RTOL}|{DEGREE_MAX}".encode())
             self._path = cache_dir() / f"fc-tables-{digest.hexdigest()[:24]}.npz"
             self._load()
+
+    @property
+    def b_lengths(self) -> np.ndarray:
+        """Chebyshev coefficients of ``b_k`` worth evaluating per (panel, k): the dropped ones sum to at most
+        :data:`LENGTH_RTOL` times the panel's ``V`` (high-degree ``b_k`` are tiny and need few), shape like
+        ``b_coef[..., 0]``."""
+        if self._lengths is None or self._lengths.shape != self.b_coef.shape[:2]:
+            v = np.maximum(np.abs(self.moment_coef[:, 0, 0]) * (PANEL * (np.arange(self.kmax.size) + 1)) ** 2
+                           + abs(self.moments(0.0)[0]), 1e-300)  # ~ V at the panel's upper end
+            tail = np.cumsum(np.abs(self.b_coef[..., ::-1]), axis=-1)[..., ::-1]  # tail[..., j] = sum_{i>=j} |c_i|
+            keep = tail > LENGTH_RTOL * v[:, None, None]
+            self._lengths = np.maximum(DEGREE + 1 - np.argmax(keep[..., ::-1], axis=-1), 1).astype(np.int64)
+            self._lengths[~keep.any(axis=-1)] = 1
+        return self._lengths
 
     @property
     def s_hi(self) -> float:
@@ -221,11 +238,11 @@ def _cheb(coef, panel, t, col):
 
 
 @numba.njit(cache=True)
-def table_row(coef, panel, k, t):
-    """Clenshaw evaluation of ``coef[panel, k, :]`` (``b_k`` on a panel) at ``t``."""
+def table_row(coef, lengths, panel, k, t):
+    """Clenshaw evaluation of ``coef[panel, k, :lengths[panel, k]]`` (``b_k`` on a panel) at ``t``."""
     b1 = 0.0
     b2 = 0.0
-    for j in range(coef.shape[2] - 1, 0, -1):
+    for j in range(lengths[panel, k] - 1, 0, -1):
         b1, b2 = 2.0 * t * b1 - b2 + coef[panel, k, j], b1
     return t * b1 - b2 + coef[panel, k, 0]
 
