@@ -23,7 +23,6 @@ import warnings
 
 import numba
 import numpy as np
-from scipy.optimize import brentq
 
 from .activations import Activation
 from .closed_forms import closed_correlation_fixed_point
@@ -191,11 +190,20 @@ def divided_series(b, kmax, c):
     """``P1(c) = sum_{1<=j<kmax} c^(j-1) T_j``, ``P1'(c)`` and ``T_0``, with ``T_j = sum_{j<k<=kmax} b_k`` (Horner,
     suffix sums accumulated on the way down). The truncated Mehler series with its trivial root divided out is
     ``P(c) = sum_k b_k (1 - c^k)/(1 - c) = T_0 + c P1(c)``; all coefficients are >= 0, so ``P1`` is increasing and
-    convex on [0, 1] and is evaluated without cancellation."""
+    convex on [0, 1] and is evaluated without cancellation. For ``c < 0.99`` the Horner sum starts at the first ``j``
+    with ``c^j <= 1e-18 (1 - c)^2`` (the suffix sums above it are still accumulated): the terms left out are below
+    rounding in ``P1`` and ``P1'``."""
+    top = kmax - 1
+    if 0.0 < c < 0.99:  # terms c^(j-1) T_j with c^j below 1e-18 (1 - c)^2 of T_1 <= P1 do not change P1 or P1'
+        top = min(top, max(int(math.log(1e-18 * (1.0 - c) ** 2) / math.log(c)) + 1, 1))
+    elif c == 0.0:
+        top = min(top, 2)
     t = 0.0
+    for k in range(kmax, top + 1, -1):
+        t += b[k]
     p = 0.0
     dp = 0.0
-    for j in range(kmax - 1, 0, -1):
+    for j in range(top, 0, -1):
         t += b[j + 1]
         dp = dp * c + p
         p = p * c + t
@@ -363,6 +371,8 @@ def price_correlation_fixed_point(act: Activation, moments, q: float, sw2: float
         def f(c: float) -> float:
             return chi1 - 1.0 if c == 1.0 else sw2 * float(np.sum(w * kernel(s * math.sqrt(1.0 - c)))) - 1.0
 
+        from scipy.optimize import brentq  # imported when first needed: scipy.optimize is slow to import
+
         c = 0.0 if f(0.0) >= 0.0 else brentq(f, 0.0, 1.0, xtol=1e-16, rtol=8.9e-16, maxiter=200)
         return c, sw2 * float(kernel(math.sqrt(1.0 - c)))
     found = None if q > PRICE_Q_MAX else _newton_correlation_fixed_point(act, q, sw2, v)
@@ -499,6 +509,8 @@ def critical_sigma_w2(name: str, moments, sb2: float, homogeneous: bool) -> tupl
         warnings.warn(f"{name}: the critical line sigma_w2 = {sw2:g} has no finite fixed point q* for "
                       f"sigma_b2 = {sb2:g} > 0 (q* = inf)", NoFixedPointWarning, stacklevel=3)
         return sw2, math.inf
+
+    from scipy.optimize import brentq  # imported when first needed: scipy.optimize is slow to import
 
     def residual(q):
         return critical_point(moments, q)[1] - sb2
