@@ -28,6 +28,7 @@ from .activations import Activation
 from .closed_forms import closed_correlation_fixed_point
 from .hermite import DEGREE_START, degree_schedule, hermite_rows
 from .kernel_quadrature import kernel_quadrature
+from .quadrature import gaussian_expectation
 
 __all__ = [
     "CRITICAL_TOL",
@@ -225,11 +226,13 @@ def settle_c(b, kmax, q, sw2, sb2, chi1, qd, v, c0):
     ``R = V - sum_{k<=kmax} b_k``: the roots with the tail at 0 and at that bound bracket the exact ``c*`` (the ``R``
     bound is the tight one far from the critical line, ``dtail`` next to it); ``c*`` is their midpoint.
 
-    Returns ``(c*, 1 - chi_c, gap, dtail / (q D))``: ``gap`` is the bracket width (``nan`` where the truncated series
-    has no root, i.e. more degrees are needed); the caller accepts the point when ``gap <= c_tol``, or when the series
-    has converged to the precision of its inputs (``dtail / (q D)`` at rounding level). ``1 - chi_c`` is computed as
-    ``(1 - chi_1) + sw2/q [(1 - c) sum_j c^j W_j + (tail of sum_k k b_k (1 - c^(k-1)), midpoint of [0, dtail])]``
-    with ``W_j = sum_{k>=j+2} k b_k``: positive terms only, so it keeps its relative accuracy next to the critical line.
+    Returns ``(c*, 1 - chi_c, gap, dtail / (q D))``: ``gap`` is the larger of the bracket width on ``c*`` and the
+    uncertainty of ``chi_c`` from the truncation (``nan`` where the truncated series has no root, i.e. more degrees are
+    needed); the caller accepts the point when ``gap <= c_tol``, or when the series has converged to the precision of
+    its inputs (``dtail / (q D)`` at rounding level). ``1 - chi_c`` is computed as
+    ``(1 - chi_1) + sw2/q [(1 - c) sum_j c^j W_j + (tail of sum_k k b_k (1 - c^(k-1)))]`` with
+    ``W_j = sum_{k>=j+2} k b_k`` and the tail taken as the midpoint of ``[dtail (1 - c^kmax), dtail]``: positive terms
+    only, so it keeps its relative accuracy next to the critical line.
     """
     dpartial = 0.0
     partial = 0.0
@@ -286,7 +289,11 @@ def settle_c(b, kmax, q, sw2, sb2, chi1, qd, v, c0):
     for j in range(kmax - 2, -1, -1):
         w += (j + 2) * b[j + 2]
         s = s * c + w
-    one_minus_chic = (1.0 - chi1) + sw2 / q * ((1.0 - c) * s + 0.5 * dtail)
+    # the degrees above kmax add sum_{k>kmax} k b_k (1 - c^(k-1)), in [dtail (1 - c^kmax), dtail]: take the midpoint;
+    # its half-width (in chi_c) joins the bracket width
+    ck = c**kmax
+    one_minus_chic = (1.0 - chi1) + sw2 / q * ((1.0 - c) * s + dtail * (1.0 - 0.5 * ck))
+    gap = max(gap, sw2 / q * dtail * ck)
     return c, one_minus_chic, gap, dtail / qd
 
 
@@ -410,16 +417,23 @@ def correlation_fixed_point(act: Activation, moments, q: float, sw2: float, sb2:
     """Chaotic fixed point ``(c*, chi_c)`` at ``q = q* > 0`` (the fixed point at ``(sw2, sb2)``) with
     ``chi_1 = sw2 D(q) > 1``.
 
-    Closed forms where :mod:`meanfield.closed_forms` has them; kinked activations by
+    Without bias and with ``E[phi(u)] = 0`` (odd ``phi``) ``c* = 0`` exactly and ``chi_c = sw2 E[phi'(u)]^2``.
+    Otherwise closed forms where :mod:`meanfield.closed_forms` has them; kinked activations by
     :func:`price_correlation_fixed_point`; smooth ones by :func:`settle_c` on the Hermite coefficients of
     :func:`meanfield.hermite.hermite_rows` at the degrees of :func:`meanfield.hermite.degree_schedule`, until the
     bracket is below :data:`C_TOL` (else the 2-D route).
     """
+    v, d, _ = moments(q)
+    chi1 = sw2 * d
+    if sb2 == 0.0:  # c-map(0) = sw2 E[phi]^2 / q: c* = 0 exactly when E[phi(u)] = 0, and chi_c = sw2 E[phi'(u)]^2
+        root = math.sqrt(q)
+        means = gaussian_expectation(lambda z: np.stack([act.phi(root * z), act.dphi(root * z)], axis=-1), q,
+                                     act.kinks, oscillatory=act.oscillatory)
+        if abs(means[0]) <= 1e-14 * math.sqrt(v):
+            return 0.0, sw2 * float(means[1]) ** 2
     closed = closed_correlation_fixed_point(act, q, sw2)
     if closed is not None:
         return closed
-    v, d, _ = moments(q)
-    chi1 = sw2 * d
     if not act.kinks:
         c0 = 0.0
         variances = np.array([q])

@@ -58,6 +58,20 @@ def test_xi_c_positive_through_the_critical_band_tanh_zero_bias(path):
     assert np.all(np.diff(out["xi_c"][1:]) < 0)
 
 
+@pytest.mark.parametrize("path", [_scalar, _grid])
+@pytest.mark.parametrize("name", ["tanh", "erf", "sin", "0.5*tanh(x)+0.1*sin(x)"])
+def test_odd_activation_without_bias_c_star_zero_and_chi_c_exact(path, name):
+    """Odd phi, sigma_b2 = 0, chaotic: c* = 0 and chi_c = sigma_w2 E[phi'(u)]^2 (a 1-D expectation), at every q*."""
+    act = mf.get_activation(name)
+    sw2 = np.linspace(1.6, 6.0, 9)
+    out = path(name, sw2, np.zeros_like(sw2))
+    for w, q, c, chic in zip(sw2, out["q_star"], out["c_star"], out["chi_c"], strict=True):
+        assert c == 0.0
+        s = math.sqrt(q)
+        mean = mf.gaussian_expectation(lambda z: act.dphi(s * z), q)  # noqa: B023
+        assert chic == pytest.approx(w * mean**2, rel=1e-11), (w, q)
+
+
 @pytest.mark.parametrize("name,sb2", [("tanh", 0.05), ("sigmoid", 0.1), ("erf", 0.3), ("tanh", 1.0)])
 def test_xi_c_continuous_and_diverging_on_both_sides(name, sb2):
     crit, _ = mf.critical_sigma_w2(name, sb2)
