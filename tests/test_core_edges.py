@@ -63,8 +63,9 @@ def test_xi_c_positive_through_the_critical_band_tanh_zero_bias(path):
 def test_odd_activation_without_bias_c_star_zero_and_chi_c_exact(path, name):
     """Odd phi, sigma_b2 = 0, chaotic: c* = 0 and chi_c = sigma_w2 E[phi'(u)]^2 (a 1-D expectation), at every q*."""
     act = mf.get_activation(name)
-    sw2 = np.linspace(1.6, 6.0, 9)
+    sw2 = np.linspace(1.1, 6.0, 9) / float(act.dphi(0.0)) ** 2  # chaotic: sigma_w2 phi'(0)^2 > 1
     out = path(name, sw2, np.zeros_like(sw2))
+    assert np.all(out["chi_1"] > 1.0)
     for w, q, c, chic in zip(sw2, out["q_star"], out["c_star"], out["chi_c"], strict=True):
         assert c == 0.0
         s = math.sqrt(q)
@@ -237,13 +238,13 @@ def _run(code: str, env_extra: dict) -> str:
 def test_tables_cached_on_disk_and_safe_when_corrupt(tmp_path):
     env = {"SIGPROP_CACHE_DIR": str(tmp_path)}
     code = ("import meanfield as mf; from meanfield.solver import solver_for; "
-            "t = solver_for(mf.get_activation('softplus')).tables(); print(t.kmax.size); "
-            "print(repr(mf.mean_field_point('softplus', 3.0, 0.2).c_star))")
+            "t = solver_for(mf.get_activation('softplus')).tables(); print(t.kmax.size); t.ensure(0.3); "
+            "print(repr(float(t.moment_coef.sum())), repr(float(t.b_coef.sum())), t.kmax.size)")
     first = _run(code, env).split()
     files = list(tmp_path.glob("fc-tables-*.npz"))
-    assert first[0] == "0" and len(files) == 1
+    assert first[0] == "0" and first[3] == "3" and len(files) == 1
     second = _run(code, env).split()
-    assert int(second[0]) > 0 and second[1] == first[1]  # loaded, not rebuilt; same numbers
+    assert second[0] == "3" and second[1:] == first[1:]  # loaded, not rebuilt; the same numbers
     files[0].write_bytes(b"PK\x03\x04 truncated")
     third = _run(code, env).split()
     assert third == first  # the corrupt file is ignored and rebuilt
