@@ -49,6 +49,7 @@ __all__ = [
     "q_star_step",
     "settle_c",
     "solve_q_star",
+    "truncation_numerator",
 ]
 
 #: Length fixed points beyond this are reported as ``inf`` (no finite fixed point).
@@ -295,6 +296,23 @@ def settle_c(b, kmax, q, sw2, sb2, chi1, qd, v, c0):
     one_minus_chic = (1.0 - chi1) + sw2 / q * ((1.0 - c) * s + dtail * (1.0 - 0.5 * ck))
     gap = max(gap, sw2 / q * dtail * ck)
     return c, one_minus_chic, gap, dtail / qd
+
+
+@numba.njit(cache=True)
+def truncation_numerator(b, kmax, qd, v, c):
+    """``c min(dtail, (R + 4e-16 V)/(1 - c)) + 4e-16 q D``: the numerator of :func:`settle_c`'s bracket width at
+    degree ``kmax`` (its denominator, the slope, hardly changes with the degree). Callers use its ratio between two
+    degrees to skip degrees that cannot settle ``c*``."""
+    dpartial = 0.0
+    partial = b[0]
+    for k in range(kmax, 0, -1):
+        dpartial += k * b[k]
+        partial += b[k]
+    dtail = max(qd - dpartial, 0.0)
+    bound = dtail
+    if c < 1.0:
+        bound = min(dtail, (max(v - partial, 0.0) + 4e-16 * v) / (1.0 - c))
+    return c * bound + 4e-16 * qd
 
 
 def _lobatto_coefficients(values: np.ndarray) -> np.ndarray:

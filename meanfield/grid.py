@@ -16,7 +16,7 @@ import math
 import numba
 import numpy as np
 
-from .fixed_points import q_star_step, settle_c
+from .fixed_points import q_star_step, settle_c, truncation_numerator
 from .tables import Q_SERIES_MIN, locate, table_moments, table_row
 
 __all__ = ["DONE", "GRID_DEGREE_START", "LEFT_TABLE", "NEEDS_SCALAR", "TABLE_TAIL_RTOL", "solve_points"]
@@ -25,6 +25,8 @@ __all__ = ["DONE", "GRID_DEGREE_START", "LEFT_TABLE", "NEEDS_SCALAR", "TABLE_TAI
 DONE, LEFT_TABLE, NEEDS_SCALAR = 0.0, 1.0, 2.0
 #: First series degree the grid kernel tries for c* (then doubling to the panel's degree).
 GRID_DEGREE_START = 64
+#: A degree whose predicted bracket width exceeds this many times ``c_tol`` is skipped (the next one is tried).
+SKIP_FACTOR = 100.0
 #: Relative tail ``dtail / (q D)`` at which a grid point's series counts as converged to the tables' precision.
 TABLE_TAIL_RTOL = 1e-13
 
@@ -74,16 +76,25 @@ def solve_points(mc, bc, blen, kmaxs, s_hi, m0, sw2, sb2, c_tol, with_c, out):
         ok = False
         c_new = math.nan
         one_minus_chic = math.nan
+        gap_prev = math.nan
+        num_prev = math.nan
         while True:
             for k in range(done, kmax + 1):
                 b[k] = max(table_row(bc, blen, i, k, t), 0.0)
             done = kmax + 1
+            if kmax < kfull and gap_prev > 0.0 and num_prev > 0.0:
+                # predicted bracket width at this degree (the slope hardly changes): skip degrees that cannot settle
+                if gap_prev * truncation_numerator(b, kmax, q * d, v, c) / num_prev > SKIP_FACTOR * c_tol:
+                    kmax = min(2 * kmax, kfull)
+                    continue
             c_new, one_minus_chic, gap, rel_tail = settle_c(b, kmax, q, a, bb, chi1, q * d, v, c)
             ok = gap <= c_tol or rel_tail <= TABLE_TAIL_RTOL
             if ok or kmax == kfull:
                 break
             if not math.isnan(c_new):
                 c = c_new
+                gap_prev = gap
+                num_prev = truncation_numerator(b, kmax, q * d, v, c)
             kmax = min(2 * kmax, kfull)
         if not ok:
             out[p, 5] = NEEDS_SCALAR
