@@ -122,8 +122,11 @@ def main() -> None:
             ref_time = math.nan
             if name in ref.ACTIVATIONS:
                 t0 = time.perf_counter()
-                ref.point(name, sw2, sb2)
-                ref_time = time.perf_counter() - t0
+                try:
+                    ref.point(name, sw2, sb2)
+                    ref_time = time.perf_counter() - t0
+                except ValueError:  # the reference has no answer without a finite q* (relu, chaotic)
+                    pass
             cold = cold_point(name, sw2, sb2) if not args.skip_cold else (math.nan, math.nan)
             print(f"{name:<11} ({sw2:4.1f},{sb2:4.1f})  {warm * 1e3:8.2f} {qs * 1e3:8.2f} {cold[0] * 1e3:10.0f} "
                   f"{cold[1] * 1e3:12.0f} {base * 1e3:9.1f} {ref_time * 1e3:10.1f}")
