@@ -117,8 +117,11 @@ def main() -> None:
             qs = timed(q_only, args.repeat)
             worst = max(worst, warm)
             t0 = time.perf_counter()
-            baseline_q_star(act, sw2, sb2)
-            base = time.perf_counter() - t0
+            try:
+                baseline_q_star(act, sw2, sb2)
+                base = time.perf_counter() - t0
+            except ValueError:  # brentq without a sign change (q* = 0 at sigma_b2 = 0)
+                base = math.nan
             ref_time = math.nan
             if name in ref.ACTIVATIONS:
                 t0 = time.perf_counter()
