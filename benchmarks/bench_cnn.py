@@ -8,9 +8,9 @@ Measured in the same run:
 
 1. ``propagate_covariance`` (tanh at its critical point for ``sigma_b2 = 0.05``, uniform 3x3 kernel) from a
    translation-invariant ``Sigma0``: the exploited symmetry leaves ``n**2 = 64`` distinct entries per layer, evaluated
-   by ``meanfield.gaussian_kernel`` (for tanh its Mehler series, ``meanfield.gaussian.MehlerKernel``, with the Hermite
+   by ``meanfield.gaussian_kernel`` (for tanh its Mehler series, ``meanfield.mehler.MehlerKernel``, with the Hermite
    coefficients cached while the variances repeat); and the same for erf (closed-form kernel).
-2. The baseline: the direct per-pair loop, one scalar 2-D quadrature (the core's ``_kernel_quadrature``, which
+2. The baseline: the direct per-pair loop, one scalar 2-D quadrature (the core's ``kernel_quadrature``, which
    ``gaussian_kernel`` used for tanh before the Mehler path) per pair of positions and layer, with ``A_v`` by explicit
    loops. It is far too slow to run for 1000 layers: a sample of pairs
    of one layer is timed and extrapolated to 4096 pairs x ``depth`` layers (printed as an extrapolation).
@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from meanfield import gaussian_kernel, get_activation, propagate_covariance
-from meanfield.gaussian import _kernel_quadrature
+from meanfield.kernel_quadrature import kernel_quadrature
 from meanfield.kernels import kernel_variance
 
 TANH = ("tanh", 1.7609546, 0.05)  # critical (docs/formulas.md reference value)
@@ -49,7 +49,7 @@ def quadrature_kernel(activation, q1, q2, q12):
     """``E[phi(h1) phi(h2)]`` by the core's 2-D quadrature alone (no closed form, no Mehler series)."""
     act = get_activation(activation)
     args = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (q1, q2, q12))
-    return _kernel_quadrature(act.phi, act.phi, act.kinks, *args)
+    return kernel_quadrature(act.phi, act.phi, act.kinks, *args)
 
 
 def naive_layer(S: np.ndarray, activation, sigma_w2, sigma_b2, v, n, pairs=None):

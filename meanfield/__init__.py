@@ -1,8 +1,9 @@
 """Mean-field theory of deep networks at initialization (fully connected and convolutional)."""
 
 from .activations import Activation, builtin_activation_names, get_activation
-from .engine import CRITICAL_TOL, Q_STAR_MAX, FixedPointError, NoFixedPointWarning
-from .gaussian import QuadratureWarning, gaussian_expectation, gaussian_kernel, gaussian_nodes, hermite_coefficients
+from .fixed_points import CRITICAL_TOL, Q_STAR_MAX, FixedPointError, NoFixedPointWarning
+from .hermite import hermite_coefficients
+from .quadrature import QuadratureWarning, gaussian_expectation, gaussian_nodes
 from .quantities import (
     MeanFieldPoint,
     c_star,
@@ -19,6 +20,7 @@ from .quantities import (
     xi_c,
     xi_q,
 )
+from .two_point import gaussian_kernel
 
 __all__ = [
     "Activation",

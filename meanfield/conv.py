@@ -31,15 +31,18 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .activations import get_activation
-from .engine import Q_STAR_MAX
-from .gaussian import gaussian_kernel
+from .fixed_points import Q_STAR_MAX
 from .kernels import validate_kernel_variance
 from .quantities import mean_field_point
+from .two_point import gaussian_kernel
+
+if TYPE_CHECKING:  # pandas is imported only when a DataFrame is built
+    import pandas as pd
 
 __all__ = [
     "FourierDepthScales",
@@ -208,6 +211,8 @@ class FourierDepthScales:
         lam = self.eigenvalues.ravel()
         data = {name: ks[:, i] for i, name in enumerate(names)}
         data.update(lambda_real=lam.real, lambda_imag=lam.imag, abs_lambda=np.abs(lam), xi=self.xi.ravel())
+        import pandas as pd
+
         return pd.DataFrame(data)
 
 
@@ -374,7 +379,7 @@ def propagate_covariance(Sigma0, activation, sigma_w2, sigma_b2, v, depth) -> np
 
     ``C`` is the 2-D Gaussian integral for every pair of positions, evaluated for all distinct (upper-triangle) pairs of
     a layer at once by the core's :func:`meanfield.gaussian_kernel` (closed forms; for smooth activations its
-    :class:`meanfield.gaussian.MehlerKernel` series, which reuses the Hermite coefficients while the layer's distinct
+    :class:`meanfield.mehler.MehlerKernel` series, which reuses the Hermite coefficients while the layer's distinct
     variances repeat, with a per-pair error bound and quadrature fallback, ~1e-12 relative). When ``Sigma0`` is
     translation invariant (``Sigma0[a, a']`` depends only on ``a' - a`` modulo ``n``, checked to 1e-13 relative),
     every layer is too and ``A_v`` acts on it as the identity (``sum v = 1``), so only the ``n`` (1-D) or ``n**2``
@@ -509,6 +514,8 @@ def covariance_mode_decay(Sigma0, activation, sigma_w2, sigma_b2, v, depth, offs
         linear_abs=np.abs(linear).ravel(),
         relative_error=relative.ravel(),
     )
+    import pandas as pd
+
     return pd.DataFrame(table)
 
 

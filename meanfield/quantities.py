@@ -20,12 +20,17 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .activations import get_activation
-from .engine import CRITICAL_TOL, Q_STAR_MAX, FixedPointError, NoFixedPointWarning, engine_for
+from .fixed_points import CRITICAL_TOL, Q_STAR_MAX, FixedPointError, NoFixedPointWarning, is_stable
+from .solver import solver_for
+from .two_point import gaussian_kernel
+
+if TYPE_CHECKING:  # pandas is imported only when a DataFrame is built
+    import pandas as pd
 
 __all__ = [
     "CRITICAL_TOL",
@@ -103,11 +108,11 @@ def _check_variances(sigma_w2, sigma_b2) -> tuple[np.ndarray, np.ndarray]:
     return out[0], out[1]
 
 
-def _solve(activation, sigma_w2, sigma_b2) -> dict[str, np.ndarray]:
+def _solve(activation, sigma_w2, sigma_b2, q_only: bool = False) -> dict[str, np.ndarray]:
     act = get_activation(activation)
     sw2, sb2 = _check_variances(sigma_w2, sigma_b2)
     sw2, sb2 = np.broadcast_arrays(sw2, sb2)
-    table = engine_for(act).solve(sw2.ravel(), sb2.ravel())
+    table = solver_for(act).solve(sw2.ravel(), sb2.ravel(), q_only=q_only)
     n_inf = int(np.sum(~table["q_star_finite"]))
     if n_inf:
         warnings.warn(f"{act.name}: no finite fixed point q* at {n_inf} of {sw2.size} point(s) (q* reported as inf, "
@@ -134,8 +139,10 @@ def q_star(activation, sigma_w2, sigma_b2):
     -------
     float or ndarray
         ``inf`` where no finite fixed point exists (with a :class:`NoFixedPointWarning`).
+
+    Only the length map is solved (no correlation fixed point), so this is cheaper than :func:`mean_field_point`.
     """
-    return _scalar(_solve(activation, sigma_w2, sigma_b2)["q_star"])
+    return _scalar(_solve(activation, sigma_w2, sigma_b2, q_only=True)["q_star"])
 
 
 def c_star(activation, sigma_w2, sigma_b2):
@@ -144,7 +151,11 @@ def c_star(activation, sigma_w2, sigma_b2):
 
 
 def chi_1(activation, sigma_w2, sigma_b2):
-    """``chi_1 = sigma_w2 E[phi'(sqrt(q*) z)^2]``, the slope of the c-map at ``c = 1`` (Poole et al. 2016, Eq. 7)."""
+    """``chi_1 = sigma_w2 E[phi'(sqrt(q*) z)^2]``, the slope of the c-map at ``c = 1`` (Poole et al. 2016, Eq. 7).
+
+    For positively homogeneous activations (relu, leaky relu, linear) ``E[phi'^2]`` does not depend on ``q``, so
+    ``chi_1`` is reported even where ``q* = inf`` (chaotic phase); elsewhere it is NaN where ``q* = inf``.
+    """
     return _scalar(_solve(activation, sigma_w2, sigma_b2)["chi_1"])
 
 
@@ -221,11 +232,13 @@ def mean_field_grid(activation, sigma_w2, sigma_b2, *, outer: bool = True, progr
     sw2, sb2 = _check_variances(sw2.ravel(), sb2.ravel())
     if progress is None:
         progress = sw2.size > 100_000
-    table = engine_for(act).solve(sw2, sb2, progress=progress)
+    table = solver_for(act).solve(sw2, sb2, progress=progress)
     n_inf = int(np.sum(~table["q_star_finite"]))
     if n_inf:
         warnings.warn(f"{act.name}: no finite fixed point q* at {n_inf} of {sw2.size} grid points "
                       "(column q_star_finite is False there)", NoFixedPointWarning, stacklevel=2)
+    import pandas as pd
+
     return pd.DataFrame({"sigma_w2": sw2, "sigma_b2": sb2, **table})
 
 
@@ -240,24 +253,36 @@ def critical_point(activation, q_star: float) -> tuple[float, float]:
     ValueError
         ``q_star`` negative or not finite, or no critical point has this ``q*`` (``sigma_b2`` would be negative, or
         ``E[phi'^2] = 0``).
+    FixedPointError
+        ``q_star`` would be an unstable fixed point there (the length map started below converges to another ``q*``,
+        where ``chi_1 != 1``).
     """
     act = get_activation(activation)
     q = float(q_star)
     if not math.isfinite(q) or q < 0:
         raise ValueError(f"q_star must be a finite variance >= 0, got {q_star!r}")
-    sw2, sb2 = engine_for(act).critical_point(q)
+    solver = solver_for(act)
+    sw2, sb2 = solver.critical_point(q)
     if not math.isfinite(sw2):
         raise ValueError(f"{act.name}: E[phi'^2] = 0 at q* = {q:g}; no critical point")
     if sb2 < -1e-14 * max(q, 1.0):
         raise ValueError(f"{act.name}: no critical point with q* = {q:g} (it would need sigma_b2 = {sb2:.6g} < 0)")
-    return sw2, max(sb2, 0.0)
+    sb2 = max(sb2, 0.0)
+    if not solver.homogeneous:
+        stable, found = is_stable(solver.moments, q, sw2, sb2)
+        if not stable:
+            raise FixedPointError(f"{act.name}: q* = {q:g} is an unstable fixed point at sigma_w2 = {sw2:.6g}, "
+                                  f"sigma_b2 = {sb2:.6g} (the length map from below converges to q* = {found:.6g}, "
+                                  "where chi_1 != 1); no critical point has this q*")
+    return sw2, sb2
 
 
 def critical_sigma_w2(activation, sigma_b2: float) -> tuple[float, float]:
     """The critical weight variance at a given bias variance: ``sigma_w2`` with ``chi_1 = 1``, and ``q*`` there.
 
     Solves ``critical_point(activation, q)[1] = sigma_b2`` for ``q`` (Brent's method, bracketed on a geometric
-    ladder of ``q``), then ``sigma_w2 = 1/E[phi'(sqrt(q) z)^2]``.
+    ladder of ``q``), then ``sigma_w2 = 1/E[phi'(sqrt(q) z)^2]``, keeping only a root that is the *stable* fixed
+    point the length map reaches (Schoenholz et al. 2017: the critical line is a line of stable fixed points).
 
     Returns
     -------
@@ -268,13 +293,14 @@ def critical_sigma_w2(activation, sigma_b2: float) -> tuple[float, float]:
     Raises
     ------
     FixedPointError
-        No critical point exists at this ``sigma_b2``.
+        No critical point exists at this ``sigma_b2``, or ``chi_1 = 1`` only at unstable fixed points (the message
+        says which, e.g. gelu, swish, ``x*tanh(x)``, ``exp(x)`` at some ``sigma_b2``).
     """
     act = get_activation(activation)
     _, sb2 = _check_variances(1.0, sigma_b2)
     if sb2.ndim:
         raise TypeError("critical_sigma_w2 takes a scalar sigma_b2; use critical_line for arrays")
-    return engine_for(act).critical_sigma_w2(float(sb2))
+    return solver_for(act).critical_sigma_w2(float(sb2))
 
 
 def critical_line(activation, sigma_b2) -> pd.DataFrame:
@@ -282,6 +308,8 @@ def critical_line(activation, sigma_b2) -> pd.DataFrame:
     act = get_activation(activation)
     sb2 = np.atleast_1d(np.asarray(sigma_b2, dtype=np.float64)).ravel()
     rows = [critical_sigma_w2(act, float(b)) for b in sb2]
+    import pandas as pd
+
     return pd.DataFrame({"sigma_b2": sb2, "sigma_w2": [r[0] for r in rows], "q_star": [r[1] for r in rows]})
 
 
@@ -297,8 +325,6 @@ def iterate_maps(activation, sigma_w2: float, sigma_b2: float, q0: float, c0: fl
     pandas.DataFrame
         Columns ``layer`` (0..depth), ``q``, ``c``.
     """
-    from .gaussian import gaussian_kernel
-
     act = get_activation(activation)
     sw2, sb2 = (float(v) for v in _check_variances(sigma_w2, sigma_b2))
     q0 = float(q0)
@@ -309,11 +335,11 @@ def iterate_maps(activation, sigma_w2: float, sigma_b2: float, q0: float, c0: fl
         raise ValueError(f"c0 must be a correlation in [-1, 1], got {c0!r}")
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 0:
         raise ValueError(f"depth must be an integer >= 0, got {depth!r}")
-    eng = engine_for(act)
+    moments = solver_for(act).moments
     qs, cs = [q0], [c0]
     q, c = q0, c0
     for _ in range(int(depth)):
-        q_next = sw2 * eng.second_moment(q) + sb2
+        q_next = sw2 * moments(q)[0] + sb2
         k12 = gaussian_kernel(act, q, q, c * q)
         if not math.isfinite(q_next):
             raise FloatingPointError(f"iterate_maps: q diverged to {q_next} (no finite fixed point?)")
@@ -322,4 +348,6 @@ def iterate_maps(activation, sigma_w2: float, sigma_b2: float, q0: float, c0: fl
         q = q_next
         qs.append(q)
         cs.append(c)
+    import pandas as pd
+
     return pd.DataFrame({"layer": np.arange(len(qs)), "q": qs, "c": cs})

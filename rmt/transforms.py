@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from meanfield import NoFixedPointWarning, gaussian_nodes, get_activation, q_star
-from meanfield.gaussian import GL_NODES, GL_NODES_CHECK, standard_normal_rule
+from meanfield.quadrature import GL_NODES, GL_NODES_CHECK, standard_normal_rule
 
 from .checks import check_positive, check_sigma_b2, check_weights, is_positively_homogeneous
 

@@ -8,6 +8,7 @@ import pytest
 import reference as ref
 
 import meanfield as mf
+from meanfield.solver import GRID_THRESHOLD, solver_for
 
 KEYS = ("q_star", "c_star", "chi_1", "chi_c", "xi_q", "xi_c")
 
@@ -76,8 +77,8 @@ def test_near_critical_chaotic_scalar_and_grid(offset):
     assert 1.0 - expected["chi_c"] < 0.5 * offset  # really next to the critical line
     scalar = mf.mean_field_point("tanh", sw2, 0.05).to_dict()
     assert scalar["phase"] == "chaotic"
-    eng = mf.engine.engine_for(mf.get_activation("tanh"))
-    n = mf.engine.GRID_THRESHOLD + 1  # forces the Chebyshev-table / Numba path
+    eng = solver_for(mf.get_activation("tanh"))
+    n = GRID_THRESHOLD + 1  # forces the Chebyshev-table / Numba path
     grid = eng.solve(np.full(n, sw2), np.full(n, 0.05))
     for key in KEYS:
         assert scalar[key] == pytest.approx(expected[key], rel=1e-9), key
@@ -94,7 +95,7 @@ def test_near_critical_chaotic_more_points(name, sb2, offset):
     (sw2,) = _near_critical_chaotic(name, sb2, [offset])
     expected = ref.point(name, sw2, sb2)
     scalar = mf.mean_field_point(name, sw2, sb2).to_dict()
-    grid = mf.engine.engine_for(mf.get_activation(name)).solve(np.full(65, sw2), np.full(65, sb2))
+    grid = solver_for(mf.get_activation(name)).solve(np.full(65, sw2), np.full(65, sb2))
     for key in NEAR_CRITICAL_KEYS:
         assert scalar[key] == pytest.approx(expected[key], rel=1e-9), key
         assert grid[key][0] == pytest.approx(expected[key], rel=1e-9), key
@@ -105,7 +106,7 @@ def test_grid_path_matches_scalar_path():
     sb2 = np.linspace(0.0, 2.0, 9)
     grid = mf.mean_field_grid("tanh", sw2, sb2)
     assert len(grid) == 108 and list(grid.columns[:2]) == ["sigma_w2", "sigma_b2"]
-    eng = mf.engine.engine_for(mf.get_activation("tanh"))
+    eng = solver_for(mf.get_activation("tanh"))
     for row in grid.iloc[::7].itertuples():
         point = eng.point(row.sigma_w2, row.sigma_b2)
         for j, key in enumerate(KEYS):

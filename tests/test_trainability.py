@@ -46,7 +46,7 @@ def test_deep_ordered_cell_stays_at_chance_and_deep_critical_cell_trains(grid):
     assert final.loc[(0.5, 30), "train_accuracy"] < chance + 0.1
     assert final.loc[(CRITICAL, 30), "test_accuracy"] > 0.7  # xi_c = inf: trains (measured 0.84)
     assert final.loc[(0.5, 3), "test_accuracy"] > 0.9 and final.loc[(CRITICAL, 3), "test_accuracy"] > 0.9
-    assert np.isclose(final.loc[(0.5, 30), "xi_c"], 1.1914, rtol=1e-3) and np.isinf(final.loc[(CRITICAL, 30), "xi_c"])
+    assert np.isclose(final.loc[(0.5, 30), "xi_c"], 1.1914, rtol=1e-3) and final.loc[(CRITICAL, 30), "xi_c"] > 1e10
     summary = summarize_trainability(results)
     assert summary.agreement == 1.0 and summary.n_cells == 4
     # the best multiplier separates depth/xi_c = 3/1.19 (trains) from 30/1.19 (fails)
