@@ -1,6 +1,6 @@
 """Fixed points of the fully connected length and correlation maps, the critical line and depth scales.
 
-Notation (Poole et al. 2016; Schoenholz et al. 2017; ``shared/notes/formulas.md``): ``V(q) = E[phi(sqrt(q) z)^2]``,
+Notation (Poole et al. 2016; Schoenholz et al. 2017; ``docs/formulas.md``): ``V(q) = E[phi(sqrt(q) z)^2]``,
 ``D(q) = E[phi'(sqrt(q) z)^2]``, ``V' = dV/dq`` (:mod:`meanfield.moments`), ``b_k(q) = a_k(q)^2`` the squared Hermite
 coefficients (:mod:`meanfield.hermite`).
 

@@ -1,7 +1,7 @@
 """Hermite coefficients of activations and the one degree schedule of every Mehler series in the engine.
 
 ``a_k(q) = E[phi(sqrt(q) z) He_k(z)] / sqrt(k!)`` (probabilists' Hermite polynomials, ``z ~ N(0, 1)``). By Mehler's
-formula (Poole et al. 2016 supplement; ``shared/notes/formulas.md``), for ``(h1, h2)`` with variances ``q1, q2`` and
+formula (Poole et al. 2016 supplement; ``docs/formulas.md``), for ``(h1, h2)`` with variances ``q1, q2`` and
 correlation ``c``, ``E[phi(h1) phi(h2)] = sum_k a_k(q1) a_k(q2) c^k`` and
 ``sqrt(q1 q2) E[phi'(h1) phi'(h2)] = sum_k k a_k(q1) a_k(q2) c^(k-1)``; Parseval: ``sum_k a_k^2 = E[phi^2]`` and
 ``sum_k k a_k^2 = q E[phi'^2]``.
@@ -136,7 +136,7 @@ def hermite_rows(act: Activation, variances, kmax: int, *, rule=None, table=None
 def hermite_coefficients(activation, q: float, kmax: int) -> np.ndarray:
     """Normalised Hermite coefficients ``a_k(q) = E[phi(sqrt(q) z) He_k(z)] / sqrt(k!)``, ``k = 0..kmax``.
 
-    Mehler's formula (Poole et al. 2016 supplement; ``shared/notes/formulas.md``): for ``h1, h2`` with variances
+    Mehler's formula (Poole et al. 2016 supplement; ``docs/formulas.md``): for ``h1, h2`` with variances
     ``q1, q2`` and correlation ``c``, ``E[phi(h1) phi(h2)] = sum_k a_k(q1) a_k(q2) c^k`` and
     ``sqrt(q1 q2) E[phi'(h1) phi'(h2)] = sum_k k a_k(q1) a_k(q2) c^(k-1)``; Parseval: ``sum_k a_k^2 = E[phi^2]``.
     A :class:`QuadratureWarning` is issued when the coarser rule disagrees by more than ``1e-11 sqrt(E[phi^2])``.

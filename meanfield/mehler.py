@@ -1,6 +1,6 @@
 """Mehler's series for the two-point kernel ``E[phi(h1) phi(h2)]`` of many covariance pairs sharing few variances.
 
-Mehler's formula (``shared/notes/formulas.md``; Poole et al. 2016 supplement): ``E[phi(h1) phi(h2)] =
+Mehler's formula (``docs/formulas.md``; Poole et al. 2016 supplement): ``E[phi(h1) phi(h2)] =
 sum_k a_k(q1) a_k(q2) c^k`` with ``c = q12 / sqrt(q1 q2)`` and the Hermite coefficients of :mod:`meanfield.hermite`.
 """
 
