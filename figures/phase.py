@@ -32,6 +32,8 @@ def critical_line_by_q(activation, sigma_b2_max: float, num: int = 200) -> pd.Da
     -------
     pandas.DataFrame
         Columns ``sigma_b2, sigma_w2, q_star``, increasing in ``sigma_b2``; empty when there is no critical point.
+        Where the length map has several fixed points (gelu, swish) a point whose ``q*`` is not the one the map
+        converges to is not critical; each run of such points is one all-NaN row, a gap in the drawn line.
     """
     act = meanfield.get_activation(activation)
     try:
@@ -44,16 +46,49 @@ def critical_line_by_q(activation, sigma_b2_max: float, num: int = 200) -> pd.Da
         sw2_0, _ = meanfield.critical_sigma_w2(act, 0.0)
         return pd.DataFrame({"sigma_b2": [0.0, sigma_b2_max], "sigma_w2": [sw2_0, sw2_end],
                              "q_star": [0.0, np.inf]})
-    # uniform in q* plus a geometric ladder near 0, where sigma_b2 grows like a power of q*
+    # uniform in q* plus a geometric ladder near 0, where sigma_b2 grows like a power of q*; then halve the q*-steps
+    # wherever a step moves further than 1.5 / num of the line's extent (arc-length-like spacing)
     qs = np.unique(np.concatenate([np.linspace(0.0, q_end, num), q_end * np.geomspace(1e-6, 1.0, num // 4)]))
-    rows = []
-    for q in qs:
-        try:
-            sw2, sb2 = meanfield.critical_point(act, q)
-        except ValueError:  # sigma_b2 < 0 at this q* (the line starts further out)
-            continue
-        rows.append((sb2, sw2, q))
-    return pd.DataFrame(rows, columns=["sigma_b2", "sigma_w2", "q_star"])
+    points: dict[float, tuple[float, float]] = {}
+    for _ in range(6):
+        for q in qs:
+            if q not in points:
+                try:
+                    points[q] = meanfield.critical_point(act, q)
+                except ValueError:  # sigma_b2 < 0 at this q* (the line starts further out)
+                    points[q] = (np.nan, np.nan)
+        q_sorted = np.array(sorted(points))
+        xy = np.array([points[q] for q in q_sorted])
+        if np.isnan(xy).all():
+            break
+        extent = np.nanmax(xy, axis=0) - np.nanmin(xy, axis=0)
+        steps = np.nanmax(np.abs(np.diff(xy, axis=0)) / np.where(extent > 0, extent, 1.0), axis=1)
+        coarse = np.flatnonzero(steps > 1.5 / num)
+        if coarse.size == 0:
+            break
+        qs = 0.5 * (q_sorted[coarse] + q_sorted[coarse + 1])
+    rows = [(sb2, sw2, q) for q, (sw2, sb2) in sorted(points.items()) if np.isfinite(sw2)]
+    line = pd.DataFrame(rows, columns=["sigma_b2", "sigma_w2", "q_star"])
+    keep = _attracting(act, line)
+    # a run of points whose q* the map does not reach becomes one all-NaN row: a gap in the drawn line
+    gap_start = ~keep & np.concatenate([[True], keep[:-1]])
+    line.loc[~keep, :] = np.nan
+    return line[keep | gap_start].reset_index(drop=True)
+
+
+def _attracting(act, line: pd.DataFrame) -> np.ndarray:
+    """Mask of the rows whose ``q_star`` is the fixed point the length map converges to at their variances.
+
+    A point of :func:`meanfield.critical_point` has ``chi_1 = 1`` at its own ``q*``; where the length map has several
+    fixed points (gelu, swish) that ``q*`` may not be the one the network reaches, and the point is not critical.
+    """
+    if line.empty:
+        return np.zeros(0, dtype=bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", meanfield.NoFixedPointWarning)
+        reached = np.asarray(meanfield.q_star(act, line["sigma_w2"].to_numpy(), line["sigma_b2"].to_numpy()))
+    q = line["q_star"].to_numpy()
+    return np.isclose(reached, q, rtol=1e-6, atol=1e-9)
 
 
 @styled
@@ -109,12 +144,17 @@ def _critical_rows(act, sigma_b2_values) -> list[dict]:
             note = "" if np.isfinite(q) else "positively homogeneous: chi_1 = 1 on the whole line, q* = inf"
         except meanfield.FixedPointError as err:
             sw2, q, note = np.nan, np.nan, f"no critical point: {err}"
+        if np.isfinite(q) and not _attracting(act, pd.DataFrame({"sigma_w2": [sw2], "sigma_b2": [sb2],
+                                                                "q_star": [q]}))[0]:
+            chi = float(meanfield.chi_1(act, sw2, sb2))
+            note = (f"at sigma_b2 = {sb2:g}: chi_1 = 1 holds at q* = {q:.4g}, but the length map converges to "
+                    f"q* = {float(meanfield.q_star(act, sw2, sb2)):.4g} where chi_1 = {chi:.4g} (several fixed points)")
         rows.append({"activation": act.name, "sigma_b2": float(sb2), "sigma_w2": sw2, "q_star": q, "note": note})
     return rows
 
 
 @styled
-def critical_lines(sigma_b2_max: float = 1.0, num: int = 120, table_sigma_b2: tuple[float, ...] = TABLE_SIGMA_B2,
+def critical_lines(sigma_b2_max: float = 1.0, num: int = 50, table_sigma_b2: tuple[float, ...] = TABLE_SIGMA_B2,
                    progress: bool = False):
     """Critical lines ``chi_1 = 1`` of every built-in activation, sampled by ``q*``, with the critical points at
     ``table_sigma_b2`` marked (the report's table of critical initialisations).
@@ -156,21 +196,23 @@ def critical_lines(sigma_b2_max: float = 1.0, num: int = 120, table_sigma_b2: tu
     return fig, data
 
 
-def _cell(sigma_w2: float, q_star: float) -> str:
+def _cell(sigma_w2: float, q_star: float, note: str) -> str:
     if not np.isfinite(sigma_w2):
         return "none"
-    return f"{sigma_w2:.4f} (q*={q_star:.4g})"
+    flag = " †" if "several fixed points" in note else ""
+    return f"{sigma_w2:.4f} (q*={q_star:.4g}){flag}"
 
 
 def critical_point_tables(data: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Report table: critical ``sigma_w2`` (and ``q*``) of each built-in activation at the tabulated ``sigma_b2``."""
     points = data[data["kind"] == "point"]
-    cells = [_cell(w, q) for w, q in zip(points["sigma_w2"], points["q_star"], strict=True)]
+    cells = [_cell(w, q, n) for w, q, n in zip(points["sigma_w2"], points["q_star"], points["note"], strict=True)]
     wide = points.assign(cell=cells).pivot(index="activation", columns="sigma_b2", values="cell")
     wide.columns = [f"sigma_b2 = {b:g}" for b in wide.columns]
-    notes = points[points["note"] != ""].groupby("activation")["note"].first()
+    notes = points[points["note"] != ""].groupby("activation")["note"].agg(lambda n: "; ".join(dict.fromkeys(n)))
     wide["note"] = notes.reindex(wide.index).fillna("")
-    return {"Critical sigma_w2 (chi_1 = 1) of each built-in activation, q* in brackets": wide.reset_index()}
+    return {"Critical sigma_w2 (chi_1 = 1) of each built-in activation, q* in brackets († not critical at the "
+            "attracting fixed point: see note)": wide.reset_index()}
 
 
 @styled

@@ -117,7 +117,7 @@ def render_report(entries: list[ReportEntry], *, skipped: dict[str, str] | None 
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             "<title>sigprop-theory figures</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
             "<h1>sigprop-theory: figures and key numbers</h1>",
-            f'<p class="meta">Made by <code>{e(command)}</code> on {e(when)} ({e(platform.node())}, Python '
+            f'<p class="meta">Made by <code>{e(command)}</code> on {e(when)} (Python '
             f"{e(platform.python_version())}) in {elapsed:.1f} s. Every table is the figure's own data; the CSV "
             "beside each image holds every plotted number.</p>"]
     if quick:
