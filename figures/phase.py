@@ -205,7 +205,7 @@ def _cell(sigma_w2: float, q_star: float, note: str) -> str:
 
 def critical_point_tables(data: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Report table: critical ``sigma_w2`` (and ``q*``) of each built-in activation at the tabulated ``sigma_b2``."""
-    points = data[data["kind"] == "point"]
+    points = data[data["kind"] == "point"].assign(note=lambda d: d["note"].fillna(""))  # "" reads back as NaN
     cells = [_cell(w, q, n) for w, q, n in zip(points["sigma_w2"], points["q_star"], points["note"], strict=True)]
     wide = points.assign(cell=cells).pivot(index="activation", columns="sigma_b2", values="cell")
     wide.columns = [f"sigma_b2 = {b:g}" for b in wide.columns]

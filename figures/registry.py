@@ -44,14 +44,17 @@ class FigureSpec:
     commands: tuple[str, ...] = ()
 
     def missing_extras(self) -> list[str]:
-        """Messages for the optional dependencies that cannot be imported (empty when the figure can be made)."""
-        missing = []
+        """Message for the first optional dependency that cannot be imported (empty when the figure can be made).
+
+        Checked in order and stopping at the first missing one: later ones may import the earlier (scikit-learn
+        probes torch) and fail in other ways when it is absent.
+        """
         for module, extra, purpose in self.requires:
             try:
                 require(module, extra, purpose)
             except MissingExtraError as err:
-                missing.append(str(err))
-        return missing
+                return [str(err)]
+        return []
 
     def load(self) -> Callable:
         return getattr(importlib.import_module(f"figures.{self.module}"), self.function)
