@@ -82,12 +82,12 @@ def main(argv: list[str] | None = None) -> int:
 
     for i, spec in enumerate(specs, start=1):
         tag = f"{i}/{len(specs)} {spec.name}"
+        log(f"{tag}: {spec.description} ...")
         missing = spec.missing_extras()
         if missing:
             skipped[spec.name] = "; ".join(missing)
             log(f"{tag}: SKIPPED: {skipped[spec.name]}")
             continue
-        log(f"{tag}: {spec.description} ...")
         start = time.perf_counter()
         try:
             with figure_style():

@@ -180,6 +180,7 @@ def critical_lines(sigma_b2_max: float = 1.0, num: int = 50, table_sigma_b2: tup
         style = series_style(i)
         line = data[(data["activation"] == name) & (data["kind"] == "line")]
         points = data[(data["activation"] == name) & (data["kind"] == "point")].dropna(subset=["sigma_w2"])
+        points = points[~points["note"].str.contains("several fixed points")]  # not critical: table only (†)
         ax.plot(line["sigma_w2"], line["sigma_b2"], color=style["color"], ls=style["ls"], lw=1.3, label=name)
         ax.plot(points["sigma_w2"], points["sigma_b2"], ls="none", marker=style["marker"], ms=3.5,
                 color=style["color"])

@@ -19,8 +19,8 @@ def jacobian_spectra(activation: str = "tanh", sigma_b2: float = 0.05, depths: t
 
     Drawn in ``log10(lam)`` (density times ``lam ln 10``), orthogonal and Gaussian weights side by side; the histogram
     is a ``width``-wide network at the same point (:func:`rmt.sample_jacobian_spectrum`). The x-axis covers the
-    sampled eigenvalues (deep Gaussian products put a tail of tiny predicted mass over hundreds of decades; the CSV
-    has all of it).
+    sampled eigenvalues from their 0.5% quantile up (deep Gaussian products put a tail of tiny predicted mass over
+    hundreds of decades; the CSV has all of it).
 
     Returns
     -------
@@ -46,7 +46,7 @@ def jacobian_spectra(activation: str = "tanh", sigma_b2: float = 0.05, depths: t
             bar.update()
             lam = sample["lam"].to_numpy()
             log_lam = np.log10(lam[lam > 0])
-            sampled_range = [min(sampled_range[0], log_lam.min()), max(sampled_range[1], log_lam.max())]
+            sampled_range = [min(sampled_range[0], np.quantile(log_lam, 0.005)), max(sampled_range[1], log_lam.max())]
             style = series_style(i)
             ax.plot(np.log10(spec.lam), spec.density * spec.lam * np.log(10.0), lw=1.2, color=style["color"],
                     ls=style["ls"], label=f"$L={depth}$")
@@ -85,11 +85,11 @@ def spectrum_tables(data: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 @styled
 def conv_operator_figure(channels: tuple[int, ...] = (4, 16, 64), image_size: int = 26, kernel_size: int = 5,
-                         samples: int = 3000, bins: int = 40, seed: int = 0, progress: bool = False):
+                         samples: int = 2000, bins: int = 40, seed: int = 0, progress: bool = False):
     """Paper 002 Figure S3: singular values of random periodic 1-D conv operators vs the dense-matrix law.
 
-    Each channel count is drawn ``ceil(samples / (image_size * c))`` times (one draw of ``c = 4`` has only ``4 n``
-    singular values), and the histograms pool the draws.
+    Each channel count is drawn ``max(1, round(samples / (image_size * c)))`` times (one draw of ``c = 4`` has only
+    ``4 n`` singular values), and the histograms pool the draws.
 
     Returns
     -------
@@ -103,7 +103,7 @@ def conv_operator_figure(channels: tuple[int, ...] = (4, 16, 64), image_size: in
     fig, axes = new_figure(ncols=len(channels), width=2.5, height=2.4, sharey=True)
     for ax, c in zip(axes[0], progress_bar(channels, desc="conv operators", unit="c", enabled=progress),
                      strict=True):
-        draws = int(np.ceil(samples / (image_size * c)))
+        draws = max(1, round(samples / (image_size * c)))
         pooled, law = rmt.conv_operator_spectrum([c] * draws, image_size=image_size, kernel_size=kernel_size, rng=rng)
         edges = np.linspace(0.0, max(2.0, pooled["s"].max()) * 1.001, bins + 1)
         for i, matrix in enumerate(("conv", "dense")):
