@@ -62,7 +62,7 @@ def critical_line_by_q(activation, sigma_b2_max: float, num: int = 200) -> pd.Da
         if np.isnan(xy).all():
             break
         extent = np.nanmax(xy, axis=0) - np.nanmin(xy, axis=0)
-        steps = np.nanmax(np.abs(np.diff(xy, axis=0)) / np.where(extent > 0, extent, 1.0), axis=1)
+        steps = np.nan_to_num(np.abs(np.diff(xy, axis=0)) / np.where(extent > 0, extent, 1.0)).max(axis=1)
         coarse = np.flatnonzero(steps > 1.5 / num)
         if coarse.size == 0:
             break
