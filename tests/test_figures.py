@@ -324,3 +324,13 @@ def test_trainability_heatmap_ticks_edges_and_title():
     assert summary["agreement with L < 6 xi_c"].iloc[0] == 1.0
     assert _text_inside_canvas(fig) == []
     matplotlib.pyplot.close(fig)
+
+
+def test_long_figures_show_a_progress_bar_per_unit_of_work(capsys):
+    fig, _ = conv_operator_figure(channels=(4, 8), samples=50, progress=True)
+    err = capsys.readouterr().err
+    assert "conv operators" in err and "2/2" in err
+    matplotlib.pyplot.close(fig)
+    fig, _ = conv_operator_figure(channels=(4,), samples=50)  # off by default (library use)
+    assert "conv operators" not in capsys.readouterr().err
+    matplotlib.pyplot.close(fig)
