@@ -55,7 +55,7 @@ def critical_line_by_q(activation, sigma_b2_max: float, num: int = 200) -> pd.Da
             if q not in points:
                 try:
                     points[q] = meanfield.critical_point(act, q)
-                except ValueError:  # sigma_b2 < 0 at this q* (the line starts further out)
+                except (ValueError, meanfield.FixedPointError):  # sigma_b2 < 0 at this q*, or q* not attracting
                     points[q] = (np.nan, np.nan)
         q_sorted = np.array(sorted(points))
         xy = np.array([points[q] for q in q_sorted])
