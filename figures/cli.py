@@ -55,6 +55,40 @@ def _command(name: str, out: pathlib.Path, formats: tuple[str, ...], quick: bool
     return shlex.join(words)
 
 
+def _make(spec, tag, args, out, formats, web, entries, skipped, failed, log) -> None:
+    """Make one figure: check its extras, draw, save, tabulate; record it in ``entries``, ``skipped`` or ``failed``."""
+    log(f"{tag}: {spec.description} ...")
+    missing = spec.missing_extras()
+    if missing:
+        skipped[spec.name] = "; ".join(missing)
+        log(f"{tag}: SKIPPED: {skipped[spec.name]}")
+        return
+    start = time.perf_counter()
+    try:
+        with figure_style():
+            function = spec.load()
+            fig, data = function(**spec.arguments(function, quick=args.quick, progress=not args.no_progress))
+            png = None
+            if web is None and not args.no_report:  # the report needs an image a browser shows: embed it
+                buffer = io.BytesIO()
+                fig.savefig(buffer, format="png")
+                png = buffer.getvalue()
+            paths = save_figure(fig, data, out, spec.name, formats)
+        make_tables = spec.load_tables()
+        tables = make_tables(data) if make_tables is not None and not args.no_report else {}
+    except Exception as err:  # one broken figure must not cost the others; reported and counted below
+        failed[spec.name] = f"{type(err).__name__}: {err}"
+        traceback.print_exc()
+        log(f"{tag}: FAILED ({failed[spec.name]})")
+        return
+    seconds = time.perf_counter() - start
+    entries.append(ReportEntry(name=spec.name, description=spec.description,
+                               command=_command(spec.name, out, formats, args.quick), commands=spec.commands,
+                               files=paths, image=f"{spec.name}.{web}" if web else None, image_png=png,
+                               tables=tables, seconds=seconds))
+    log(f"{tag}: done in {seconds:.1f} s -> {', '.join(p.name for p in paths)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -76,48 +110,29 @@ def main(argv: list[str] | None = None) -> int:
     web = next((f for f in formats if f in WEB_FORMATS), None)
     entries, skipped, failed = [], {}, {}
     t0 = time.perf_counter()
+    argv_text = shlex.join(["python", "-m", "figures", *(sys.argv[1:] if argv is None else argv)])
 
     def log(message: str) -> None:
         print(f"[figures {time.perf_counter() - t0:6.1f} s] {message}", flush=True)
 
-    for i, spec in enumerate(specs, start=1):
-        tag = f"{i}/{len(specs)} {spec.name}"
-        log(f"{tag}: {spec.description} ...")
-        missing = spec.missing_extras()
-        if missing:
-            skipped[spec.name] = "; ".join(missing)
-            log(f"{tag}: SKIPPED: {skipped[spec.name]}")
-            continue
-        start = time.perf_counter()
-        try:
-            with figure_style():
-                function = spec.load()
-                fig, data = function(**spec.arguments(function, quick=args.quick, progress=not args.no_progress))
-                png = None
-                if web is None and not args.no_report:  # the report needs an image a browser shows: embed it
-                    buffer = io.BytesIO()
-                    fig.savefig(buffer, format="png")
-                    png = buffer.getvalue()
-                paths = save_figure(fig, data, out, spec.name, formats)
-            make_tables = spec.load_tables()
-            tables = make_tables(data) if make_tables is not None and not args.no_report else {}
-        except Exception as err:  # one broken figure must not cost the others; reported and counted below
-            failed[spec.name] = f"{type(err).__name__}: {err}"
-            traceback.print_exc()
-            log(f"{tag}: FAILED ({failed[spec.name]})")
-            continue
-        seconds = time.perf_counter() - start
-        entries.append(ReportEntry(name=spec.name, description=spec.description,
-                                   command=_command(spec.name, out, formats, args.quick), commands=spec.commands,
-                                   files=paths, image=f"{spec.name}.{web}" if web else None, image_png=png,
-                                   tables=tables, seconds=seconds))
-        log(f"{tag}: done in {seconds:.1f} s -> {', '.join(p.name for p in paths)}")
+    def report() -> pathlib.Path | None:
+        # rewritten (atomically) after every figure, so an interrupted run keeps a report of what it made
+        if args.no_report:
+            return None
+        return write_report(out, entries, skipped=skipped, failed=failed, quick=args.quick,
+                            elapsed=time.perf_counter() - t0, command=argv_text)
+
+    try:
+        for i, spec in enumerate(specs, start=1):
+            _make(spec, f"{i}/{len(specs)} {spec.name}", args, out, formats, web, entries, skipped, failed, log)
+            report()
+    except KeyboardInterrupt:
+        log(f"interrupted; the {len(entries)} finished figure(s) are in {out}/")
+        return 130
     elapsed = time.perf_counter() - t0
-    if not args.no_report:
-        argv_text = shlex.join(["python", "-m", "figures", *(sys.argv[1:] if argv is None else argv)])
-        report = write_report(out, entries, skipped=skipped, failed=failed, quick=args.quick, elapsed=elapsed,
-                              command=argv_text)
-        log(f"report: {report}")
+    path = report()
+    if path is not None:
+        log(f"report: {path}")
     if skipped:
         log(f"skipped {len(skipped)} figure(s) for missing optional dependencies: {', '.join(skipped)}")
     if failed:

@@ -165,3 +165,20 @@ def test_light_install_without_torch_skips_trainability_and_exits_0(tmp_path):
     report = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert 'id="skipped"' in report and "trainability" in report
     assert "pip install &#x27;sigprop-theory[validate]&#x27;" in report
+
+
+def test_interrupted_run_keeps_the_finished_figures_and_their_report(tmp_path, monkeypatch, capsys):
+    import figures.norm
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(figures.norm, "batchnorm_eigenvalues", interrupted)
+    code = main(["--only", "conv_isometry,batchnorm_eigenvalues", "--quick", "--out", str(tmp_path), "--formats",
+                 "png", "--no-progress"])
+    assert code == 130
+    assert "interrupted" in capsys.readouterr().out
+    page = _Page()
+    page.feed((tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert page.images == ["conv_isometry.png"] and (tmp_path / "conv_isometry.png").is_file()
+    assert not list(tmp_path.glob(".*.tmp"))  # no half-written file left behind
