@@ -85,7 +85,7 @@ def trainability_heatmap(results: str | os.PathLike | pd.DataFrame | None = None
     ax.set(xlabel=r"weight variance $\sigma_w^2$", ylabel="depth $L$ (layers)",
            title=f"{act}, " + rf"$\sigma_b^2={sb2:g}$" + f": trains iff $L < 6\\xi_c$ in {summary.agreement:.0%} "
                  "of cells")
-    ax.legend(frameon=True, framealpha=0.85, loc="upper right")
+    fig.legend(loc="outside lower center", ncols=2, frameon=False)  # below the axes: no cell hidden
     return fig, cells
 
 
