@@ -10,9 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-# Until meanfield.optional (the toolkit-wide check) is merged, a local copy with the same contract; the switch is
-# this one line: `from meanfield.optional import MissingExtraError, require`.
-from .extras import MissingExtraError, require
+from meanfield.optional import MissingExtraError, require
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def _per_layer(value, depth: int, name: str) -> list:
 
 
 def layer_variances(activations, sigma_w2, sigma_b2, widths, weights: str, q0: float | None = None) -> np.ndarray:
-    """Pre-activation variances ``q_0 .. q_L`` layer by layer (module docstring), shape ``(L + 1,)``."""
+    """Pre-activation variances ``q_0, ..., q_L`` layer by layer (module docstring), shape ``(L + 1,)``."""
     depth = len(activations)
     if q0 is None:
         q0, _ = fixed_point_variance(activations[0], sigma_w2[0], sigma_b2[0])
