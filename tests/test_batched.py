@@ -224,3 +224,13 @@ def test_minibatches_are_epochwise_permutations():
     assert not all(torch.equal(epochs[0], epoch) for epoch in epochs[1:])
     again = _Batches(10, TrainConfig(batch_size=3, seed=5), torch.device("cpu"))
     assert torch.equal(torch.cat([again[s] for s in range(12)]), torch.cat(epochs))
+
+
+def test_on_evaluation_reports_every_evaluation_step():
+    data = load_dataset("synthetic")
+    config = TrainConfig(steps=20, batch_size=32, lr=0.05, num_evals=4, eval_size=128, seed=7)
+    calls = []
+    frame = train_batched(_networks("fc", data, [(1.0, 0.05)], depth=2, width=8, dtype=torch.float32), data, config,
+                          on_evaluation=lambda step, steps: calls.append((step, steps)))
+    assert [step for step, _ in calls] == sorted(frame["step"].unique().tolist())
+    assert {steps for _, steps in calls} == {20} and calls[-1][0] == 20

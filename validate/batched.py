@@ -303,10 +303,11 @@ def _records(metrics: dict[str, torch.Tensor], diverged: torch.Tensor, step: int
              "test_accuracy": values["test_accuracy"][k], "diverged": bool(bad[k])} for k in range(len(bad))]
 
 
-def _train(forward, n_models: int, data: _Data, config: TrainConfig, step) -> pd.DataFrame:
+def _train(forward, n_models: int, data: _Data, config: TrainConfig, step, on_evaluation=None) -> pd.DataFrame:
     """The loop shared by the batched and the sequential paths: ``step(idx)`` does one SGD step on the mini-batch
     ``idx`` and returns the (K,) bool tensor of networks that have diverged so far (on the device; nothing here
-    synchronises with the host between evaluations)."""
+    synchronises with the host between evaluations). ``on_evaluation(step, steps)`` is called after each
+    evaluation (progress reporting)."""
     diverged = torch.zeros(n_models, dtype=torch.bool, device=data.x_train.device)
     records = []
     checkpoints = set(evaluation_steps(config.steps, config.num_evals))
@@ -315,6 +316,8 @@ def _train(forward, n_models: int, data: _Data, config: TrainConfig, step) -> pd
             metrics = _evaluate(forward, data, n_models, chunk=max(config.batch_size, 500))
             diverged = diverged | ~torch.isfinite(metrics["train_loss"])
             records += _records(metrics, diverged, index, data.chance)
+            if on_evaluation is not None:
+                on_evaluation(index, config.steps)
         if index == config.steps:
             break
         diverged = diverged | step(data.batches[index])
@@ -413,7 +416,8 @@ def matmul_precision(tf32: bool):
 
 
 def train_batched(models: Sequence[nn.Module], data: Dataset, config: TrainConfig, device="cpu", *,
-                  graph: bool = True, tf32: bool = False, update_models: bool = True) -> pd.DataFrame:
+                  graph: bool = True, tf32: bool = False, update_models: bool = True,
+                  on_evaluation=None) -> pd.DataFrame:
     """Train ``models`` (same architecture and dtype) together as one vmapped computation.
 
     Parameters
@@ -430,6 +434,8 @@ def train_batched(models: Sequence[nn.Module], data: Dataset, config: TrainConfi
         Allow TensorFloat-32 matmuls and convolutions (see :func:`matmul_precision`).
     update_models : bool
         Copy the trained parameters back into ``models`` (False saves the copies when only the table is wanted).
+    on_evaluation : callable or None
+        ``on_evaluation(step, steps)`` after each of the ``config.num_evals + 1`` evaluations (progress bars).
 
     Returns
     -------
@@ -445,7 +451,7 @@ def train_batched(models: Sequence[nn.Module], data: Dataset, config: TrainConfi
     prepared = _Data(data, config, device, dtype)
     with matmul_precision(tf32):
         step = _SGDStep(stack, stack.parameters(), len(models), prepared, config, graph=graph)
-        result = _train(stack, len(models), prepared, config, step)
+        result = _train(stack, len(models), prepared, config, step, on_evaluation)
     if update_models:
         stack.unstack_into(models)
     result.attrs["cuda_graph"] = step.graph is not None

@@ -12,7 +12,6 @@ executed or evaluated; every other flag is parsed as data.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib.util
 import json
@@ -99,10 +98,9 @@ def _emit(args, frame, summary_keys=None) -> None:
 
 
 def _run(parser, args, body) -> int:
-    from validate.trainability import ConfigMismatchError
-
     from validate.batched import matmul_precision
     from validate.threads import thread_limit
+    from validate.trainability import ConfigMismatchError
 
     _check_common(parser, args)
     if args.no_resume and args.out and Path(args.out).is_dir() and any(Path(args.out).iterdir()):

@@ -19,6 +19,7 @@ network (non-finite training loss) is recorded with NaN loss and chance accuracy
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import struct
@@ -125,12 +126,13 @@ def _make_network(spec: _Spec, data: Dataset, sigma_w2: float, sigma_b2: float, 
 
 
 def _train_unit(spec: _Spec, depth: int, points: Sequence[tuple[float, float]], device: str,
-                graph: bool = True) -> pd.DataFrame:
-    """Train the networks of one depth at the given ``(sigma_w2, sigma_b2)`` points together; rows without xi_c."""
+                graph: bool = True, on_evaluation=None) -> pd.DataFrame:
+    """Train the networks of one depth at the given ``(sigma_w2, sigma_b2)`` points together; rows without xi_c.
+    ``on_evaluation(step, steps)`` reports progress (see :func:`validate.batched.train_batched`)."""
     data = load_dataset(spec.data)
     models = [_make_network(spec, data, sw2, sb2, depth) for sw2, sb2 in points]
     frame = train_batched(models, data, spec.train_config(depth), device=device, graph=graph, tf32=spec.tf32,
-                          update_models=False)
+                          update_models=False, on_evaluation=on_evaluation)
     frame["sigma_w2"] = [points[k][0] for k in frame["network"]]
     frame["sigma_b2"] = [points[k][1] for k in frame["network"]]
     frame["depth"] = depth
@@ -179,11 +181,13 @@ def _as_tuple(values, name: str, kind=float) -> tuple:
 
 
 def _run_units(spec: _Spec, units: list, device: str, workers: int | None, scheduler: str | None,
-               dask_processes: bool, on_result, graph: bool = True) -> None:
-    """Train ``units`` (depth, points) serially or on a Dask cluster, passing each finished frame to ``on_result``."""
+               dask_processes: bool, on_result, graph: bool = True, on_step=None) -> None:
+    """Train ``units`` (depth, points) serially or on a Dask cluster, passing each finished frame to ``on_result``;
+    serially, ``on_step(depth, step, steps)`` reports each evaluation of the unit in training."""
     if workers is None and scheduler is None:
         for depth, points in units:
-            on_result(_train_unit(spec, depth, points, device, graph))
+            report = None if on_step is None else functools.partial(on_step, depth)
+            on_result(_train_unit(spec, depth, points, device, graph, report))
         return
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -347,7 +351,8 @@ def trainability(*, model: str = "fc", activation="tanh", sigma_w2=DEFAULT_SIGMA
 
     try:
         with thread_limit(threads if resolved.type == "cpu" else None):
-            _run_units(spec, units, str(device), workers, scheduler, dask_processes, on_result, graph)
+            _run_units(spec, units, str(device), workers, scheduler, dask_processes, on_result, graph,
+                       on_step=lambda depth, step, steps: bar.set_postfix_str(f"depth {depth}: step {step}/{steps}"))
     finally:
         bar.close()
     return _combine(frames)
