@@ -79,8 +79,9 @@ def trainability_heatmap(results: str | os.PathLike | pd.DataFrame | None = None
     edges = _edges(depths, geometric=True)
     ax.set_ylim(edges[0], edges[-1])
     ax.set_xlim(_edges(sw2s, geometric=False)[[0, -1]])
-    ax.yaxis.set_major_locator(FixedLocator(depths))
-    ax.yaxis.set_major_formatter(FixedFormatter([f"{d:g}" for d in depths]))
+    labelled = spaced_depths(depths)
+    ax.yaxis.set_major_locator(FixedLocator(labelled))
+    ax.yaxis.set_major_formatter(FixedFormatter([f"{d:g}" for d in labelled]))
     ax.yaxis.set_minor_locator(NullLocator())
     ax.set(xlabel=r"weight variance $\sigma_w^2$", ylabel="depth $L$ (layers)",
            title=f"{act}, " + rf"$\sigma_b^2={sb2:g}$" + f": trains iff $L < 6\\xi_c$ in {summary.agreement:.0%} "
@@ -112,3 +113,20 @@ def trainability_tables(data: pd.DataFrame) -> dict[str, pd.DataFrame]:
         ["sigma_w2", "xi_c", "predicted_depth", "deepest_trained", "shallowest_failed"]]
     return {"Trainability: agreement and fitted boundary": summary,
             "Trainability boundary per sigma_w2 (predicted_depth = 6 xi_c)": boundary}
+
+
+def spaced_depths(depths, min_ratio: float = 1.12) -> list:
+    """The grid depths to label on the log depth axis: each at least ``min_ratio`` times the last one labelled (so
+    labels never overlap), always including the deepest."""
+    depths = sorted(depths)
+    chosen = [depths[0]]
+    for depth in depths[1:]:
+        if depth >= chosen[-1] * min_ratio:
+            chosen.append(depth)
+    if chosen[-1] != depths[-1]:
+        if depths[-1] < chosen[-1] * min_ratio and len(chosen) > 1:
+            chosen[-1] = depths[-1]
+        else:
+            chosen.append(depths[-1])
+    return chosen
+

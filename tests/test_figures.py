@@ -334,3 +334,18 @@ def test_long_figures_show_a_progress_bar_per_unit_of_work(capsys):
     fig, _ = conv_operator_figure(channels=(4,), samples=50)  # off by default (library use)
     assert "conv operators" not in capsys.readouterr().err
     matplotlib.pyplot.close(fig)
+
+
+def test_trainability_depth_labels_never_crowd_and_keep_the_ends():
+    pytest.importorskip("torch")
+    import numpy as np
+
+    from figures.trainability import spaced_depths
+
+    for depths in (list(np.unique(np.round(np.linspace(10, 300, 16)).astype(int))), [4, 16, 64], [10, 11, 12, 13],
+                   list(range(2, 40)), [5, 600]):
+        chosen = spaced_depths(depths)
+        assert chosen[0] == min(depths) and chosen[-1] == max(depths)
+        assert set(chosen) <= set(depths)
+        ratios = np.array(chosen[1:]) / np.array(chosen[:-1])
+        assert (ratios >= 1.12 - 1e-12).all() or len(chosen) <= 2
