@@ -74,7 +74,8 @@ def progress_bar(iterable=None, *, total: int | None = None, desc: str = "", uni
     """A tqdm progress bar on stderr (one per unit of work inside a long figure); a no-op wrapper when disabled."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True,
+                mininterval=0)  # every unit is drawn (units are few and slow)
 
 
 def series_style(i: int) -> dict:
