@@ -23,12 +23,7 @@ from validate.models import build_model, init_model_
 METRICS = ["loss", "train_accuracy", "test_accuracy"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _networks(model, data, points, depth, dtype=torch.float64, **sizes):

@@ -18,12 +18,7 @@ from validate.models import build_model, init_model_
 CRITICAL = 1.7609546396067428
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _layer_gradient_norms(sigma_w2: float, seed: int, depth: int = 300, width: int = 256):

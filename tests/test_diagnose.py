@@ -15,13 +15,7 @@ from validate.probes.nets import resnet
 SB2 = 0.05
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a loaded 2-core machine torch's threaded kernels are many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _mlp(sigma_w2, seed, width=128, depth=8):

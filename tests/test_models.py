@@ -10,13 +10,7 @@ from validate.activations import torch_activation
 from validate.data import load_dataset
 from validate.models import FCNet, VanillaCNN, build_model, init_model_
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 REFERENCES = {

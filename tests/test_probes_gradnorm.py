@@ -12,14 +12,7 @@ from validate.probes.gradnorm import block_gradient_ratios, train_gradnorm
 from validate.probes.modulation import Modulation
 from validate.probes.nets import ProcrustesTransition, plain_net, resnet
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a loaded 2-core machine torch's threaded kernels are many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _median_abs_log_ratio(net, seed=0):

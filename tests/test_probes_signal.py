@@ -6,16 +6,7 @@ import pytest
 import meanfield
 from validate.probes.signal import correlated_pair, signal_cnn, signal_fc, signal_width_sweep
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a loaded 2-core machine torch's threaded QR/SVD is up to 50x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 Z_MAX = 4.5  # a dozen comparisons per run: |z| beyond 4.5 has probability ~1e-4 under the null
 

@@ -5,16 +5,7 @@ import pytest
 
 from validate.probes.spectra import network_spectrum, spectra
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a loaded 2-core machine torch's threaded QR/SVD is up to 50x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("architecture, init", [("fc", "orthogonal"), ("cnn", "orthogonal"),

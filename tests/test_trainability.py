@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import validate.trainability as tr
 from validate.trainability import ConfigMismatchError, summarize_trainability, trainability
@@ -17,12 +16,7 @@ SMALL = dict(model="fc", activation="tanh", sigma_b2=0.05, steps=150, data="synt
 CRITICAL = 1.7609546396067428
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
