@@ -113,7 +113,8 @@ def closed_correlation_fixed_point(act: Activation, q: float, sw2: float) -> tup
             d = 1.0 - c
             if d == 0.0:
                 return q * 0.5 * (1.0 + e2)
-            return 0.5 * (-math.expm1(-q * d) + math.exp(q * d - 2.0 * q) - e2) / d
+            # exp(-2q) expm1(q d) as exp(q d - 2q) (-expm1(-q d)): no cancellation at small d, no overflow
+            return 0.5 * (-math.expm1(-q * d)) * (1.0 + math.exp(q * d - 2.0 * q)) / d
 
         def gap(c: float) -> float:
             # q e^{-q} (cosh q - cosh qc) = 2 q e^{-q} sinh(q(1+c)/2) sinh(q(1-c)/2), in logs against overflow

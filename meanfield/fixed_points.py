@@ -393,13 +393,15 @@ def price_correlation_fixed_point(act: Activation, moments, q: float, sw2: float
         def kernel(u):
             return np.polynomial.chebyshev.chebval(2.0 * u - 1.0, coef)
 
-        def f(c: float) -> float:
-            return chi1 - 1.0 if c == 1.0 else sw2 * float(np.sum(w * kernel(s * math.sqrt(1.0 - c)))) - 1.0
+        def f(r: float) -> float:  # F at c = 1 - r^2: solved in r, which next to the critical line is ~ chi_1 - 1
+            return chi1 - 1.0 if r == 0.0 else sw2 * float(np.sum(w * kernel(s * r))) - 1.0
 
         from scipy.optimize import brentq  # imported when first needed: scipy.optimize is slow to import
 
-        c = 0.0 if f(0.0) >= 0.0 else brentq(f, 0.0, 1.0, xtol=1e-16, rtol=8.9e-16, maxiter=200)
-        return c, sw2 * float(kernel(math.sqrt(1.0 - c)))
+        # In c the root 1 - c* ~ (chi_1 - 1)^2 for kinked activations falls below double precision next to the
+        # critical line (c* rounds to 1 and chi_c to chi_1 > 1); r = sqrt(1 - c*) stays resolved.
+        r = 1.0 if f(1.0) >= 0.0 else brentq(f, 0.0, 1.0, xtol=1e-40, rtol=8.9e-16, maxiter=1000)
+        return 1.0 - r * r, sw2 * float(kernel(r))
     found = None if q > PRICE_Q_MAX else _newton_correlation_fixed_point(act, q, sw2, v)
     if found is not None:
         return found

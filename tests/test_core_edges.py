@@ -262,3 +262,23 @@ def test_each_module_imports_first_in_a_fresh_process(module):
 def test_import_meanfield_does_not_import_pandas():
     out = _run("import sys, meanfield; print('pandas' in sys.modules)", {})
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("name", ["tanh", "erf", "sigmoid", "elu", "selu", "sin", "hard_tanh", "gelu", "softplus"])
+def test_xi_c_positive_and_scaling_just_past_the_critical_line(name):
+    """Chaotic side within 1e-12..1e-7 of chi_1 = 1: xi_c > 0 and ~ 1/(chi_1 - 1) on both paths. Kinked activations
+    put 1 - c* ~ (chi_1 - 1)^2 below double precision in c (hard_tanh, selu gave xi_c ~ -2e9 at 1e-9); the sin closed
+    form lost 1 - c* to cancellation (xi_c -1.6e10 at 1e-10)."""
+    try:
+        sw, _ = mf.critical_sigma_w2(name, 0.1)
+    except mf.FixedPointError:
+        pytest.skip(f"{name} has no stable critical point at sigma_b2 = 0.1")
+    eps = np.array([1e-12, 1e-10, 1e-9, 1e-8, 1e-7])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scalar = np.array([float(mf.xi_c(name, sw * (1 + e), 0.1)) for e in eps])
+        grid = mf.mean_field_grid(name, sw * (1 + eps), [0.1])["xi_c"].to_numpy()
+    for xi in (scalar, grid):
+        assert np.all(xi > 0), xi
+        scaled = (xi * eps)[1:]  # 1e-12 is next to rounding of chi_1 itself: sign only
+        np.testing.assert_allclose(scaled, scaled[-1], rtol=2e-3)
