@@ -42,7 +42,7 @@ import numpy as np
 from meanfield import gaussian_nodes, get_activation
 
 from .checks import check_depth, check_positive, check_sigma_b2, check_weights, is_positively_homogeneous
-from .transforms import D2Law, d2_law, fixed_point_variance
+from .transforms import D2Law, d2_law, fixed_point_variance, stieltjes_sums
 
 __all__ = ["Layers", "layer_variances", "network_layers"]
 
@@ -218,24 +218,6 @@ class LayeredEquation:
 
 
 @numba.njit(cache=True)
-def _m_of_z(z, d, w):
-    """``(M, M', M'', G)`` of the atoms ``d > 0`` with weights ``w`` at ``z`` (``G = sum w / (z - d)``)."""
-    big_m = 0j
-    m1 = 0j
-    m2 = 0j
-    g0 = 0j
-    for i in range(d.shape[0]):
-        rr = 1.0 / (z - d[i])
-        g0 += w[i] * rr
-        t = w[i] * d[i] * rr
-        big_m += t
-        t = t * rr
-        m1 -= t
-        m2 += 2.0 * t * rr
-    return big_m, m1, m2, g0
-
-
-@numba.njit(cache=True)
 def _solve_z(m, z0, d_all, w_all, offsets, r):
     out = z0.copy()
     for g in range(r.shape[0]):
@@ -246,7 +228,7 @@ def _solve_z(m, z0, d_all, w_all, offsets, r):
         z = out[g]
         done = False
         for _ in range(80):
-            big_m, m1, _, _ = _m_of_z(z, d, w)
+            big_m, m1, _, _ = stieltjes_sums(z, d, w)
             if big_m == 0 or m1 == 0:
                 return out, False
             step = (1.0 / big_m - target) * big_m * big_m / m1
@@ -269,7 +251,7 @@ def _layered_derivs(m, z, d_all, w_all, offsets, r, group_of, rl, alpha, beta, g
     d2z = np.empty(ng, dtype=np.complex128)
     p = np.empty(ng, dtype=np.complex128)
     for g in range(ng):
-        _, m1, m2, g0 = _m_of_z(z[g], d_all[offsets[g]:offsets[g + 1]], w_all[offsets[g]:offsets[g + 1]])
+        _, m1, m2, g0 = stieltjes_sums(z[g], d_all[offsets[g]:offsets[g + 1]], w_all[offsets[g]:offsets[g + 1]])
         dz[g] = r[g] / m1
         d2z[g] = -m2 * dz[g] * dz[g] / m1
         p[g] = z[g] * g0 + w0[g]

@@ -60,7 +60,7 @@ from .layers import LayeredEquation, Layers, layered_laws, network_layers
 if TYPE_CHECKING:  # pandas is imported where a frame is built (keeps `import rmt` light)
     import pandas as pd
 
-from .transforms import D2_RULES, D2Law, d2_law, fixed_point_variance
+from .transforms import D2_RULES, D2Law, d2_law, fixed_point_variance, stieltjes_sums
 
 __all__ = ["JacobianSpectrum", "jacobian_moments", "jacobian_spectrum"]
 
@@ -80,20 +80,9 @@ QUAD_TOL = 1e-4
 
 
 @numba.njit(cache=True)
-def _f_derivs(z, d, w, c, L, a, log_sw2):
-    """``(F, F', F'', m)`` at complex ``z``; ``d`` atoms of D^2, ``w`` weights, ``c = w d``."""
-    g0 = 0j
-    m = 0j
-    m1 = 0j
-    m2 = 0j
-    for i in range(d.shape[0]):
-        r = 1.0 / (z - d[i])
-        g0 += w[i] * r
-        t = c[i] * r
-        m += t
-        t = t * r
-        m1 -= t
-        m2 += 2.0 * t * r
+def _f_derivs(z, d, w, L, a, log_sw2):
+    """``(F, F', F'', m)`` at complex ``z``; ``d`` atoms of D^2, ``w`` weights."""
+    m, m1, m2, g0 = stieltjes_sums(z, d, w)
     p = z * g0  # = 1 + m, without cancellation
     f = a * np.log(p) + (L - 1.0) * np.log(m) + L * (log_sw2 + np.log(z))
     g = a / p + (L - 1.0) / m
@@ -103,12 +92,12 @@ def _f_derivs(z, d, w, c, L, a, log_sw2):
 
 
 @numba.njit(cache=True)
-def _derivs_many(zs, d, w, c, L, a, log_sw2):
+def _derivs_many(zs, d, w, L, a, log_sw2):
     """``F'`` and ``m`` at every point of ``zs`` (one compiled loop instead of a Python loop)."""
     f1s = np.empty(zs.shape[0], dtype=np.complex128)
     ms = np.empty(zs.shape[0], dtype=np.complex128)
     for j in range(zs.shape[0]):
-        _, f1, _, m = _f_derivs(zs[j], d, w, c, L, a, log_sw2)
+        _, f1, _, m = _f_derivs(zs[j], d, w, L, a, log_sw2)
         f1s[j] = f1
         ms[j] = m
     return f1s, ms
@@ -121,10 +110,10 @@ def _wrap(r):
 
 
 @numba.njit(cache=True)
-def _newton(u, z0, d, w, c, L, a, log_sw2, tol, maxit):
+def _newton(u, z0, d, w, L, a, log_sw2, tol, maxit):
     """Solve ``F(z) = u`` from ``z0`` (backtracking on ``|residual|``); returns ``(z, converged, iterations)``."""
     z = z0
-    f, f1, _, _ = _f_derivs(z, d, w, c, L, a, log_sw2)
+    f, f1, _, _ = _f_derivs(z, d, w, L, a, log_sw2)
     r = _wrap(f - u)
     floor = 4e-16 * (1.0 + abs(u) + abs(L))
     if abs(r) <= floor:
@@ -137,7 +126,7 @@ def _newton(u, z0, d, w, c, L, a, log_sw2, tol, maxit):
         found = False
         for _ in range(40):
             zn = z + step * dz
-            fn, f1n, _, _ = _f_derivs(zn, d, w, c, L, a, log_sw2)
+            fn, f1n, _, _ = _f_derivs(zn, d, w, L, a, log_sw2)
             rn = _wrap(fn - u)
             if abs(rn) < abs(r) or abs(rn) <= floor:
                 found = True
@@ -153,7 +142,7 @@ def _newton(u, z0, d, w, c, L, a, log_sw2, tol, maxit):
 
 
 @numba.njit(cache=True)
-def _trace(us, z0, u0, d, w, c, L, a, log_sw2, tol, maxit, max_halvings):
+def _trace(us, z0, u0, d, w, L, a, log_sw2, tol, maxit, max_halvings):
     """Continuation along targets ``us`` from the solution ``z0`` at ``u0``; returns ``(z, ok)``.
 
     Each target is reached from the previous solution with the tangent predictor ``z + du / F'(z)``; a failed step is
@@ -175,11 +164,11 @@ def _trace(us, z0, u0, d, w, c, L, a, log_sw2, tol, maxit, max_halvings):
             good = True
             for s in range(1, nsub + 1):
                 us_ = u_prev + (target - u_prev) * s / nsub
-                _, f1, _, _ = _f_derivs(zc, d, w, c, L, a, log_sw2)
+                _, f1, _, _ = _f_derivs(zc, d, w, L, a, log_sw2)
                 guess = zc + (us_ - uc) / f1 if f1 != 0 else zc
                 if guess.imag < 0:
                     guess = guess.conjugate()
-                zs, conv, _ = _newton(us_, guess, d, w, c, L, a, log_sw2, tol, maxit)
+                zs, conv, _ = _newton(us_, guess, d, w, L, a, log_sw2, tol, maxit)
                 if not conv:
                     good = False
                     break
@@ -202,11 +191,11 @@ def _trace(us, z0, u0, d, w, c, L, a, log_sw2, tol, maxit, max_halvings):
 
 
 @numba.njit(cache=True)
-def _real_critical_point(x0, d, w, c, L, a, log_sw2, tol, maxit):
+def _real_critical_point(x0, d, w, L, a, log_sw2, tol, maxit):
     """Newton on ``F'(x) = 0`` along the real axis from ``x0`` (a soft edge); returns ``(x, converged)``."""
     x = x0
     for _ in range(maxit):
-        _, f1, f2, _ = _f_derivs(complex(x, 0.0), d, w, c, L, a, log_sw2)
+        _, f1, f2, _ = _f_derivs(complex(x, 0.0), d, w, L, a, log_sw2)
         if f2.real == 0 or not np.isfinite(f2.real):
             return x, False
         dx = -f1.real / f2.real
@@ -228,14 +217,13 @@ def _real_critical_point(x0, d, w, c, L, a, log_sw2, tol, maxit):
 class _Equation:
     d: np.ndarray
     w: np.ndarray
-    c: np.ndarray
     L: float
     a: float
     log_sw2: float
 
     @property
     def args(self):
-        return self.d, self.w, self.c, self.L, self.a, self.log_sw2
+        return self.d, self.w, self.L, self.a, self.log_sw2
 
     def derivs(self, z: complex):
         return _f_derivs(complex(z), *self.args)
@@ -247,8 +235,7 @@ class _Equation:
 def _make_equation(law: D2Law, sigma_w2: float, depth: int, weights: str) -> _Equation:
     L = float(depth)
     a = 1.0 - L if weights == "orthogonal" else 1.0
-    c = law.weights * law.values
-    return _Equation(law.values, law.weights, c, L, a, math.log(sigma_w2))
+    return _Equation(law.values, law.weights, L, a, math.log(sigma_w2))
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from meanfield import NoFixedPointWarning, gaussian_nodes, get_activation, q_star
@@ -37,6 +38,7 @@ __all__ = [
     "D2_RULES",
     "D2Law",
     "d2_law",
+    "stieltjes_sums",
     "d2_moment_generating",
     "d2_moments",
     "d2_s_transform",
@@ -358,3 +360,24 @@ def fixed_point_variance(activation, sigma_w2: float, sigma_b2: float) -> tuple[
             "the Jacobian spectrum at the fixed point is undefined"
         )
     return q, False
+
+
+@numba.njit(cache=True)
+def stieltjes_sums(z, d, w):
+    """``(M, M', M'', G)`` at complex ``z`` of the atomic law with atoms ``d > 0`` and weights ``w``:
+    ``M(z) = sum w d / (z - d)`` (the moment generating function ``E[t / (z - t)]``), its first two ``z``-derivatives,
+    and ``G(z) = sum w / (z - d)`` (so that ``1 + M = z G`` without cancellation). Shared by the square solver
+    (:mod:`rmt.spectrum`) and the layered one (:mod:`rmt.layers`)."""
+    g0 = 0j
+    m = 0j
+    m1 = 0j
+    m2 = 0j
+    for i in range(d.shape[0]):
+        r = 1.0 / (z - d[i])
+        g0 += w[i] * r
+        t = w[i] * d[i] * r
+        m += t
+        t = t * r
+        m1 -= t
+        m2 += 2.0 * t * r
+    return m, m1, m2, g0
