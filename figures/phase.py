@@ -67,9 +67,15 @@ def critical_line_by_q(activation, sigma_b2_max: float, num: int = 200) -> pd.Da
         if coarse.size == 0:
             break
         qs = 0.5 * (q_sorted[coarse] + q_sorted[coarse + 1])
-    rows = [(sb2, sw2, q) for q, (sw2, sb2) in sorted(points.items()) if np.isfinite(sw2)]
+    rows = [(sb2, sw2, q) for q, (sw2, sb2) in sorted(points.items())]
     line = pd.DataFrame(rows, columns=["sigma_b2", "sigma_w2", "q_star"])
-    keep = _attracting(act, line)
+    finite = np.isfinite(line["sigma_w2"].to_numpy())
+    keep = np.zeros(len(line), dtype=bool)  # q* where critical_point raised (not attracting) is a gap too
+    keep[finite] = _attracting(act, line[finite].reset_index(drop=True))
+    if not keep.any():
+        return line.iloc[:0].reset_index(drop=True)
+    first, last = np.flatnonzero(keep)[[0, -1]]
+    line, keep = line.iloc[first:last + 1].reset_index(drop=True), keep[first:last + 1]
     # a run of points whose q* the map does not reach becomes one all-NaN row: a gap in the drawn line
     gap_start = ~keep & np.concatenate([[True], keep[:-1]])
     line.loc[~keep, :] = np.nan

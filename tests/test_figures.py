@@ -349,3 +349,21 @@ def test_trainability_depth_labels_never_crowd_and_keep_the_ends():
         assert set(chosen) <= set(depths)
         ratios = np.array(chosen[1:]) / np.array(chosen[:-1])
         assert (ratios >= 1.12 - 1e-12).all() or len(chosen) <= 2
+
+
+def test_critical_line_breaks_where_no_stable_critical_point_exists():
+    """gelu and swish at sigma_b2 = 0.05 have chi_1 = 1 only at unstable fixed points (meanfield raises there): the
+    drawn line must break (a NaN row) instead of joining the q* = 0 point to the stable branch across that region."""
+    from figures.phase import critical_line_by_q
+
+    for name in ("gelu", "swish"):
+        line = critical_line_by_q(name, 1.0)
+        finite = line.dropna()
+        assert line["sigma_w2"].isna().any(), name
+        for left, right in zip(line.index[:-1], line.index[1:], strict=True):
+            a, b = line.loc[left], line.loc[right]
+            if a.notna().all() and b.notna().all():  # a drawn segment never spans sigma_b2 = 0.05 here
+                assert not (min(a.sigma_b2, b.sigma_b2) < 0.05 < max(a.sigma_b2, b.sigma_b2)), (name, a, b)
+        with pytest.raises(meanfield.FixedPointError):
+            meanfield.critical_sigma_w2(name, 0.05)
+        assert len(finite) > 10
