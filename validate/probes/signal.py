@@ -160,13 +160,7 @@ def signal_fc(activation="tanh", sigma_w2: float | None = None, sigma_b2: float 
             hook.remove()
     q_th = theory["q"].to_numpy()
     c_th = theory["c"].to_numpy()
-    frame = pd.DataFrame({
-        "layer": np.arange(1, depth + 1), "width": width,
-        "q_theory": q_th, "q_sampled": qs.mean(axis=0), "q_stderr": standard_error(qs),
-        "c_theory": c_th, "c_sampled": cs.mean(axis=0), "c_stderr": standard_error(cs),
-    })
-    frame["q_z"] = (frame["q_sampled"] - frame["q_theory"]) / frame["q_stderr"]
-    frame["c_z"] = (frame["c_sampled"] - frame["c_theory"]) / frame["c_stderr"]
+    frame = _layer_table("width", width, q_th, qs, c_th, cs)
     frame["q_rmse"] = np.sqrt(((qs - q_th) ** 2).mean(axis=0))
     frame["c_rmse"] = np.sqrt(((cs - c_th) ** 2).mean(axis=0))
     frame.attrs.update(activation=act.name, sigma_w2=sigma_w2, sigma_b2=sigma_b2, init=init, draws=draws,
@@ -314,16 +308,23 @@ def signal_cnn(activation="tanh", sigma_w2: float | None = None, sigma_b2: float
     q_draw, c_draw = summary(covs)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.abs(mean - theory) / err
-    frame = pd.DataFrame({
-        "layer": np.arange(1, depth + 1), "channels": channels,
-        "q_theory": q_th, "q_sampled": q_draw.mean(axis=0), "q_stderr": standard_error(q_draw),
-        "c_theory": c_th, "c_sampled": c_draw.mean(axis=0), "c_stderr": standard_error(c_draw),
-    })
-    frame["q_z"] = (frame["q_sampled"] - frame["q_theory"]) / frame["q_stderr"]
-    frame["c_z"] = (frame["c_sampled"] - frame["c_theory"]) / frame["c_stderr"]
+    frame = _layer_table("channels", channels, q_th, q_draw, c_th, c_draw)
     frame["cov_max_z"] = np.nanmax(z.reshape(depth, -1), axis=1)
     frame.attrs.update(activation=act.name, sigma_w2=sigma_w2, sigma_b2=sigma_b2, init=init, draws=draws,
                        image_shape=list(img.shape), kernel=str(kernel), dtype=str(dtype))
+    return frame
+
+
+def _layer_table(size_name: str, size: int, q_th, qs: np.ndarray, c_th, cs: np.ndarray) -> pd.DataFrame:
+    """Per layer: theory beside the mean over draws (``qs``, ``cs`` of shape ``(draws, depth)``), its standard error
+    and the deviation in units of it (``q_z``, ``c_z``)."""
+    frame = pd.DataFrame({
+        "layer": np.arange(1, qs.shape[1] + 1), size_name: size,
+        "q_theory": q_th, "q_sampled": qs.mean(axis=0), "q_stderr": standard_error(qs),
+        "c_theory": c_th, "c_sampled": cs.mean(axis=0), "c_stderr": standard_error(cs),
+    })
+    frame["q_z"] = (frame["q_sampled"] - frame["q_theory"]) / frame["q_stderr"]
+    frame["c_z"] = (frame["c_sampled"] - frame["c_theory"]) / frame["c_stderr"]
     return frame
 
 
