@@ -75,6 +75,10 @@ class Activation:
         Whether phi is positively homogeneous of degree 1 (property, see below).
     symbolic : callable
         Builds ``expr`` (no arguments); use ``expr``.
+    dphi_pieces : tuple of (lo, hi, amplitude, rate) or None
+        phi' as a sum of pieces ``amplitude * exp(rate * x)`` on ``lo < x < hi`` (``lo``, ``hi`` may be infinite;
+        zero elsewhere; each piece bounded), for kinked built-ins (ELU: ``((-inf, 0, alpha, 1), (0, inf, 1, 0))``); the
+        two-point kernel of phi' is then exact (:mod:`meanfield.piecewise`). None when phi' has no such form.
     expr : sympy.Expr
         phi as a sympy expression in ``sympy.Symbol("x")`` (for symbolic work and for compiling to torch in
         :mod:`validate`); built, and sympy imported, on first access.
@@ -89,6 +93,7 @@ class Activation:
     params: dict = field(default_factory=dict)
     oscillatory: bool = False
     symbolic: Callable[[], object] | None = field(default=None, repr=False)
+    dphi_pieces: tuple[tuple[float, float, float, float], ...] | None = None
 
     @functools.cached_property
     def expr(self):
@@ -182,8 +187,9 @@ def _leaky(slope: float, name: str) -> Activation:
     def build(sp, x):
         return sp.Piecewise((x, x > 0), (sp.Float(slope) * x, True)) if slope != 0 else sp.Max(x, 0)
 
+    pieces = ((-math.inf, 0.0, slope, 0.0), (0.0, math.inf, 1.0, 0.0)) if slope != 0 else ((0.0, math.inf, 1.0, 0.0),)
     return Activation(name, _vec(phi), _vec(dphi), _vec(d2phi), kinks=(0.0,), closed_form="leaky_relu",
-                      params={"slope": slope}, symbolic=_symbolic(build))
+                      params={"slope": slope}, symbolic=_symbolic(build), dphi_pieces=pieces)
 
 
 def _relu() -> Activation:
@@ -203,7 +209,8 @@ def _hard_tanh() -> Activation:
         return np.zeros_like(x)
 
     return Activation("hard_tanh", _vec(lambda x: np.clip(x, -1.0, 1.0)), _vec(dphi), _vec(d2phi),
-                      kinks=(-1.0, 1.0), symbolic=_symbolic(lambda sp, x: sp.Min(1, sp.Max(-1, x))))
+                      kinks=(-1.0, 1.0), symbolic=_symbolic(lambda sp, x: sp.Min(1, sp.Max(-1, x))),
+                      dphi_pieces=((-1.0, 1.0, 1.0, 0.0),))
 
 
 def _linear() -> Activation:
@@ -253,8 +260,9 @@ def _elu_like(alpha: float, scale: float, name: str, params: dict) -> Activation
         expr = sp.Piecewise((x, x > 0), (sp.Float(alpha) * (sp.exp(x) - 1), True))
         return expr if scale == 1.0 else sp.Float(scale) * expr
 
+    pieces = ((-math.inf, 0.0, scale * alpha, 1.0), (0.0, math.inf, scale, 0.0))
     return Activation(name, _vec(phi), _vec(dphi), _vec(d2phi), kinks=(0.0,), params=params,
-                      symbolic=_symbolic(build))
+                      symbolic=_symbolic(build), dphi_pieces=pieces)
 
 
 def _elu(alpha: float = 1.0) -> Activation:

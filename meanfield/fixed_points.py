@@ -9,8 +9,8 @@ coefficients (:mod:`meanfield.hermite`).
   path (:func:`solve_q_star`, moments by quadrature) and by the Numba grid kernel (moments from Chebyshev tables).
 - ``c*``: in the chaotic phase (``chi_1 > 1``) the root ``c* < 1`` of ``sigma_w2 (V - K(c)) = q* (1 - c)`` with the
   trivial root ``c = 1`` divided out (:func:`settle_c`, Mehler series; well conditioned up to the critical line); for
-  kinked activations, whose series converge algebraically, by Price's theorem and 2-D quadrature
-  (:func:`price_correlation_fixed_point`); closed forms by :mod:`meanfield.closed_forms`. ``c* = 1`` otherwise.
+  kinked activations, whose series converge algebraically, by Price's theorem with the exact kernel of a
+  piecewise-exponential phi' (:mod:`meanfield.piecewise`) or 2-D quadrature (:func:`price_correlation_fixed_point`); closed forms by :mod:`meanfield.closed_forms`. ``c* = 1`` otherwise.
   ``c*`` is solved whenever ``chi_1 > 1``, also inside the critical band ``|chi_1 - 1| <= CRITICAL_TOL`` (which only
   labels the phase), so ``chi_c < 1`` and ``xi_c > 0`` on both sides of the critical line.
 - critical line: ``chi_1 = sigma_w2 D(q*) = 1`` at a *stable* ``q*`` (:func:`critical_sigma_w2`).
@@ -28,12 +28,14 @@ from .activations import Activation
 from .closed_forms import closed_correlation_fixed_point
 from .hermite import DEGREE_START, degree_schedule, hermite_rows
 from .kernel_quadrature import kernel_quadrature
+from .piecewise import piecewise_dphi_kernel
 from .quadrature import gaussian_expectation
 
 __all__ = [
     "CRITICAL_TOL",
     "C_TOL",
     "PHASES",
+    "PRICE_DEGREES_EXACT",
     "Q_STAR_MAX",
     "FixedPointError",
     "NoFixedPointWarning",
@@ -64,6 +66,9 @@ TAIL_RTOL = 1e-15
 PRICE_NODES = 48
 #: Degrees of the nested Chebyshev-Lobatto interpolants of the Price integrand (:func:`price_interpolant`).
 PRICE_DEGREES = (16, 32, 64, 128)
+#: Degrees of the Price interpolant when phi' is piecewise exponential (exact, cheap kernel values; large ``q`` needs
+#: high degrees for the boundary layer of width ``1/sqrt(q)`` in ``u``).
+PRICE_DEGREES_EXACT = (16, 32, 64, 128, 256, 512, 1024)
 #: Relative size of the last Chebyshev coefficients at which the Price interpolant counts as converged.
 PRICE_RTOL = 1e-13
 #: Above this ``q*`` the correlation fixed point of the 2-D route is found by Newton's method on the correlation map
@@ -328,7 +333,7 @@ def _lobatto_coefficients(values: np.ndarray) -> np.ndarray:
     return coef
 
 
-def price_interpolant(act: Activation, q: float) -> np.ndarray | None:
+def price_interpolant(act: Activation, q: float, exact: bool = True) -> np.ndarray | None:
     """Chebyshev coefficients (in ``x = 2u - 1``) of ``u -> E[phi'(u1) phi'(u2)]`` at correlation ``t = 1 - u^2``,
     ``u`` in ``[0, 1]`` (``u1, u2`` of variance ``q``), or None if it does not converge by degree
     the last of :data:`PRICE_DEGREES`.
@@ -336,17 +341,22 @@ def price_interpolant(act: Activation, q: float) -> np.ndarray | None:
     In ``u`` the ``sqrt(1 - t)`` behaviour that kinks cause at ``t = 1`` is analytic, so the interpolant at nested
     Chebyshev-Lobatto points converges geometrically; the degree doubles until the last three coefficients are below
     :data:`PRICE_RTOL` of the values (at large ``q`` the kernel has a boundary layer of width ``1/sqrt(q)`` in ``u``
-    and the interpolant needs high degrees). Kernel values come from
-    :func:`meanfield.kernel_quadrature.kernel_quadrature` of ``phi'``.
+    and the interpolant needs high degrees). Kernel values are exact (:func:`meanfield.piecewise.piecewise_dphi_kernel`,
+    degrees up to the last of :data:`PRICE_DEGREES_EXACT`) when ``act.dphi_pieces`` is set and ``exact`` is true,
+    otherwise from :func:`meanfield.kernel_quadrature.kernel_quadrature` of ``phi'`` (2-D quadrature).
     """
+    pieces = act.dphi_pieces if exact else None
     values = np.empty(0)
-    for n in PRICE_DEGREES:
+    for n in PRICE_DEGREES_EXACT if pieces is not None else PRICE_DEGREES:
         x = np.cos(np.pi * np.arange(n + 1) / n)
         u = 0.5 * (x + 1.0)
         new = np.arange(n + 1) if values.size == 0 else np.arange(1, n + 1, 2)
         t = 1.0 - u[new] ** 2
-        qa = np.full(t.size, q)
-        fresh = kernel_quadrature(act.dphi, act.dphi, act.kinks, qa, qa, q * t, oscillatory=act.oscillatory)
+        if pieces is not None:
+            fresh = piecewise_dphi_kernel(pieces, q, t, u[new] ** 2)
+        else:
+            qa = np.full(t.size, q)
+            fresh = kernel_quadrature(act.dphi, act.dphi, act.kinks, qa, qa, q * t, oscillatory=act.oscillatory)
         full = np.empty(n + 1)
         if values.size == 0:
             full[:] = fresh
@@ -360,8 +370,10 @@ def price_interpolant(act: Activation, q: float) -> np.ndarray | None:
     return None
 
 
-def price_correlation_fixed_point(act: Activation, moments, q: float, sw2: float) -> tuple[float, float]:
-    """``c*`` and ``chi_c`` from 2-D quadrature of the two-point kernels, without the trivial root ``c = 1``.
+def price_correlation_fixed_point(act: Activation, moments, q: float, sw2: float, exact: bool = True
+                                  ) -> tuple[float, float]:
+    """``c*`` and ``chi_c`` from Price's theorem, without the trivial root ``c = 1``: the kernel ``E[phi' phi']``
+    exact for piecewise-exponential phi' (``act.dphi_pieces``, unless ``exact`` is false), else by 2-D quadrature.
 
     By Price's theorem ``V - K(c) = q int_c^1 E[phi'(u1) phi'(u2)](t) dt`` (``u1, u2`` of variance ``q``,
     correlation ``t``), so ``c*`` is the root of ``F(c) = sw2 M(c) - 1`` with ``M(c)`` the mean of
@@ -369,7 +381,8 @@ def price_correlation_fixed_point(act: Activation, moments, q: float, sw2: float
     critical line. ``M`` is a :data:`PRICE_NODES`-point Gauss-Legendre rule in ``s`` with ``t = 1 - (1 - c) s^2``
     applied to the interpolant of :func:`price_interpolant`; the root is found by ``brentq``.
 
-    Where that interpolant does not converge (very large ``q``), Newton's method from ``c = 0`` on the undivided
+    With the exact kernel the interpolant is tried first at every ``q``. Where it does not converge (very large
+    ``q``), Newton's method from ``c = 0`` on the undivided
     ``h(c) = sw2 (V - K(c)) - q (1 - c)`` (concave, ``h(0) <= 0``: the iterates increase monotonically to ``c*``;
     ``h'(c) = q (1 - chi_c(c))``), with ``K`` and ``E[phi' phi']`` by 2-D quadrature; it is well conditioned where
     ``1 - chi_c`` is not small, which is where such variances put ``c*``.
@@ -381,11 +394,12 @@ def price_correlation_fixed_point(act: Activation, moments, q: float, sw2: float
     """
     v, d, _ = moments(q)
     chi1 = sw2 * d
-    if q > PRICE_Q_MAX:
+    exact = exact and act.dphi_pieces is not None
+    if q > PRICE_Q_MAX and not exact:
         found = _newton_correlation_fixed_point(act, q, sw2, v)
         if found is not None:
             return found
-    coef = price_interpolant(act, q)
+    coef = price_interpolant(act, q, exact)
     if coef is not None:
         x, w = np.polynomial.legendre.leggauss(PRICE_NODES)
         s, w = 0.5 * (x + 1.0), w * 0.5 * (x + 1.0)  # rule for int_0^1 g(s) 2 s ds
@@ -402,7 +416,7 @@ def price_correlation_fixed_point(act: Activation, moments, q: float, sw2: float
         # critical line (c* rounds to 1 and chi_c to chi_1 > 1); r = sqrt(1 - c*) stays resolved.
         r = 1.0 if f(1.0) >= 0.0 else brentq(f, 0.0, 1.0, xtol=1e-40, rtol=8.9e-16, maxiter=1000)
         return 1.0 - r * r, sw2 * float(kernel(r))
-    found = None if q > PRICE_Q_MAX else _newton_correlation_fixed_point(act, q, sw2, v)
+    found = None if q > PRICE_Q_MAX and not exact else _newton_correlation_fixed_point(act, q, sw2, v)
     if found is not None:
         return found
     raise FixedPointError(f"{act.name}: the correlation fixed point at q* = {q:.6g} (chi_1 = {chi1:.6g}) could not be "
