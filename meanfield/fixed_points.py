@@ -10,7 +10,8 @@ coefficients (:mod:`meanfield.hermite`).
 - ``c*``: in the chaotic phase (``chi_1 > 1``) the root ``c* < 1`` of ``sigma_w2 (V - K(c)) = q* (1 - c)`` with the
   trivial root ``c = 1`` divided out (:func:`settle_c`, Mehler series; well conditioned up to the critical line); for
   kinked activations, whose series converge algebraically, by Price's theorem with the exact kernel of a
-  piecewise-exponential phi' (:mod:`meanfield.piecewise`) or 2-D quadrature (:func:`price_correlation_fixed_point`); closed forms by :mod:`meanfield.closed_forms`. ``c* = 1`` otherwise.
+  piecewise-exponential phi' (:mod:`meanfield.piecewise`) or 2-D quadrature (:func:`price_correlation_fixed_point`);
+  closed forms by :mod:`meanfield.closed_forms`. ``c* = 1`` otherwise.
   ``c*`` is solved whenever ``chi_1 > 1``, also inside the critical band ``|chi_1 - 1| <= CRITICAL_TOL`` (which only
   labels the phase), so ``chi_c < 1`` and ``xi_c > 0`` on both sides of the critical line.
 - critical line: ``chi_1 = sigma_w2 D(q*) = 1`` at a *stable* ``q*`` (:func:`critical_sigma_w2`).
@@ -48,6 +49,7 @@ __all__ = [
     "phase_labels",
     "price_correlation_fixed_point",
     "price_interpolant",
+    "price_mean",
     "q_star_step",
     "settle_c",
     "solve_q_star",
@@ -370,6 +372,23 @@ def price_interpolant(act: Activation, q: float, exact: bool = True) -> np.ndarr
     return None
 
 
+@numba.njit(cache=True)
+def price_mean(coef, r, s, w):
+    """``sum_i w_i p(s_i r)`` with ``p(u)`` the Chebyshev series ``coef`` in ``x = 2u - 1`` (Clenshaw): the mean of
+    the Price interpolant over ``t`` in ``[1 - r^2, 1]`` with the rule ``(s, w)`` of
+    :func:`price_correlation_fixed_point`."""
+    total = 0.0
+    n = coef.size
+    for i in range(s.size):
+        x = 2.0 * s[i] * r - 1.0
+        b1 = 0.0
+        b2 = 0.0
+        for k in range(n - 1, 0, -1):
+            b1, b2 = 2.0 * x * b1 - b2 + coef[k], b1
+        total += w[i] * (x * b1 - b2 + coef[0])
+    return total
+
+
 def price_correlation_fixed_point(act: Activation, moments, q: float, sw2: float, exact: bool = True
                                   ) -> tuple[float, float]:
     """``c*`` and ``chi_c`` from Price's theorem, without the trivial root ``c = 1``: the kernel ``E[phi' phi']``
@@ -408,7 +427,7 @@ def price_correlation_fixed_point(act: Activation, moments, q: float, sw2: float
             return np.polynomial.chebyshev.chebval(2.0 * u - 1.0, coef)
 
         def f(r: float) -> float:  # F at c = 1 - r^2: solved in r, which next to the critical line is ~ chi_1 - 1
-            return chi1 - 1.0 if r == 0.0 else sw2 * float(np.sum(w * kernel(s * r))) - 1.0
+            return chi1 - 1.0 if r == 0.0 else sw2 * price_mean(coef, r, s, w) - 1.0
 
         from scipy.optimize import brentq  # imported when first needed: scipy.optimize is slow to import
 
