@@ -49,7 +49,9 @@ __all__ = [
     "phase_labels",
     "price_correlation_fixed_point",
     "price_interpolant",
+    "price_kernel",
     "price_mean",
+    "price_stretch",
     "q_star_step",
     "settle_c",
     "solve_q_star",
@@ -335,23 +337,32 @@ def _lobatto_coefficients(values: np.ndarray) -> np.ndarray:
     return coef
 
 
+def price_stretch(q: float) -> float:
+    """Stretch ``A = asinh(sqrt(max(q, 1)))`` of the Price interpolant's variable: ``u = sinh(A v) / sinh(A)``,
+    ``v`` in ``[0, 1]``, puts ``O(A)`` Chebyshev nodes into the boundary layer of width ``1/sqrt(q)`` in ``u``."""
+    return math.asinh(math.sqrt(max(q, 1.0)))
+
+
 def price_interpolant(act: Activation, q: float, exact: bool = True) -> np.ndarray | None:
-    """Chebyshev coefficients (in ``x = 2u - 1``) of ``u -> E[phi'(u1) phi'(u2)]`` at correlation ``t = 1 - u^2``,
-    ``u`` in ``[0, 1]`` (``u1, u2`` of variance ``q``), or None if it does not converge by degree
-    the last of :data:`PRICE_DEGREES`.
+    """Chebyshev coefficients (in ``x = 2v - 1``) of ``v -> E[phi'(u1) phi'(u2)]`` at correlation ``t = 1 - u^2``,
+    ``u = sinh(A v) / sinh(A)`` (:func:`price_stretch`), ``v`` in ``[0, 1]`` (``u1, u2`` of variance ``q``), or None
+    if it does not converge by the last degree of :data:`PRICE_DEGREES` (:data:`PRICE_DEGREES_EXACT`).
 
     In ``u`` the ``sqrt(1 - t)`` behaviour that kinks cause at ``t = 1`` is analytic, so the interpolant at nested
     Chebyshev-Lobatto points converges geometrically; the degree doubles until the last three coefficients are below
-    :data:`PRICE_RTOL` of the values (at large ``q`` the kernel has a boundary layer of width ``1/sqrt(q)`` in ``u``
-    and the interpolant needs high degrees). Kernel values are exact (:func:`meanfield.piecewise.piecewise_dphi_kernel`,
-    degrees up to the last of :data:`PRICE_DEGREES_EXACT`) when ``act.dphi_pieces`` is set and ``exact`` is true,
+    :data:`PRICE_RTOL` of the values. At large ``q`` the kernel has a boundary layer of width ``1/sqrt(q)`` in ``u``;
+    the stretch resolves it with ``O(log q)`` nodes. Kernel values are exact
+    (:func:`meanfield.piecewise.piecewise_dphi_kernel`) when ``act.dphi_pieces`` is set and ``exact`` is true,
     otherwise from :func:`meanfield.kernel_quadrature.kernel_quadrature` of ``phi'`` (2-D quadrature).
     """
     pieces = act.dphi_pieces if exact else None
+    stretch = price_stretch(q)
     values = np.empty(0)
     for n in PRICE_DEGREES_EXACT if pieces is not None else PRICE_DEGREES:
         x = np.cos(np.pi * np.arange(n + 1) / n)
-        u = 0.5 * (x + 1.0)
+        u = np.sinh(stretch * 0.5 * (x + 1.0)) / math.sinh(stretch)
+        u[0] = 1.0
+        u[-1] = 0.0
         new = np.arange(n + 1) if values.size == 0 else np.arange(1, n + 1, 2)
         t = 1.0 - u[new] ** 2
         if pieces is not None:
@@ -373,19 +384,40 @@ def price_interpolant(act: Activation, q: float, exact: bool = True) -> np.ndarr
 
 
 @numba.njit(cache=True)
-def price_mean(coef, r, s, w):
-    """``sum_i w_i p(s_i r)`` with ``p(u)`` the Chebyshev series ``coef`` in ``x = 2u - 1`` (Clenshaw): the mean of
-    the Price interpolant over ``t`` in ``[1 - r^2, 1]`` with the rule ``(s, w)`` of
-    :func:`price_correlation_fixed_point`."""
+def price_kernel(coef, stretch, u):
+    """The Price interpolant (:func:`price_interpolant`, stretch ``A``) at ``u = sqrt(1 - t)`` (Clenshaw)."""
+    x = 2.0 * math.asinh(u * math.sinh(stretch)) / stretch - 1.0
+    b1 = 0.0
+    b2 = 0.0
+    for k in range(coef.size - 1, 0, -1):
+        b1, b2 = 2.0 * x * b1 - b2 + coef[k], b1
+    return x * b1 - b2 + coef[0]
+
+
+@numba.njit(cache=True)
+def price_mean(coef, stretch, r, nodes, weights):
+    """Mean of the Price interpolant (:func:`price_kernel`) over ``t`` in ``[1 - r^2, 1]``,
+    ``int_0^r p(u) 2u du / r^2``, by Gauss-Legendre (``nodes``, ``weights`` on ``[0, 1]``) in the stretched variable:
+    ``u = r g(s)``, ``g(s) = sinh(B s)/sinh(B)``, ``B = asinh(r sinh A)``, where the interpolant is smooth; the
+    weight ``2 g g'`` has no cancellation as ``r -> 0`` (it tends to ``2 s``)."""
+    big = math.asinh(r * math.sinh(stretch))
+    vr = big / stretch
+    sb = math.sinh(big)
     total = 0.0
-    n = coef.size
-    for i in range(s.size):
-        x = 2.0 * s[i] * r - 1.0
+    for i in range(nodes.size):
+        sig = nodes[i]
+        if big > 1e-8:
+            g = math.sinh(big * sig) / sb
+            dg = big * math.cosh(big * sig) / sb
+        else:
+            g = sig
+            dg = 1.0
+        x = 2.0 * vr * sig - 1.0
         b1 = 0.0
         b2 = 0.0
-        for k in range(n - 1, 0, -1):
+        for k in range(coef.size - 1, 0, -1):
             b1, b2 = 2.0 * x * b1 - b2 + coef[k], b1
-        total += w[i] * (x * b1 - b2 + coef[0])
+        total += weights[i] * 2.0 * g * dg * (x * b1 - b2 + coef[0])
     return total
 
 
@@ -397,8 +429,9 @@ def price_correlation_fixed_point(act: Activation, moments, q: float, sw2: float
     By Price's theorem ``V - K(c) = q int_c^1 E[phi'(u1) phi'(u2)](t) dt`` (``u1, u2`` of variance ``q``,
     correlation ``t``), so ``c*`` is the root of ``F(c) = sw2 M(c) - 1`` with ``M(c)`` the mean of
     ``E[phi' phi'](t)`` over ``t`` in ``[c, 1]``: increasing, ``F(1) = chi_1 - 1 > 0``, slope ``O(1)`` up to the
-    critical line. ``M`` is a :data:`PRICE_NODES`-point Gauss-Legendre rule in ``s`` with ``t = 1 - (1 - c) s^2``
-    applied to the interpolant of :func:`price_interpolant`; the root is found by ``brentq``.
+    critical line. ``M`` is a Gauss-Legendre rule (at least :data:`PRICE_NODES` points) in the interpolant's stretched
+    variable (:func:`price_mean`) applied to the interpolant of :func:`price_interpolant`; the root is found by
+    ``brentq``.
 
     With the exact kernel the interpolant is tried first at every ``q``. Where it does not converge (very large
     ``q``), Newton's method from ``c = 0`` on the undivided
@@ -420,21 +453,20 @@ def price_correlation_fixed_point(act: Activation, moments, q: float, sw2: float
             return found
     coef = price_interpolant(act, q, exact)
     if coef is not None:
-        x, w = np.polynomial.legendre.leggauss(PRICE_NODES)
-        s, w = 0.5 * (x + 1.0), w * 0.5 * (x + 1.0)  # rule for int_0^1 g(s) 2 s ds
+        x, w = np.polynomial.legendre.leggauss(max(PRICE_NODES, coef.size // 2 + 8))  # exact to the degree used
+        s, w = 0.5 * (x + 1.0), 0.5 * w  # rule on [0, 1]
 
-        def kernel(u):
-            return np.polynomial.chebyshev.chebval(2.0 * u - 1.0, coef)
+        stretch = price_stretch(q)
 
         def f(r: float) -> float:  # F at c = 1 - r^2: solved in r, which next to the critical line is ~ chi_1 - 1
-            return chi1 - 1.0 if r == 0.0 else sw2 * price_mean(coef, r, s, w) - 1.0
+            return chi1 - 1.0 if r == 0.0 else sw2 * price_mean(coef, stretch, r, s, w) - 1.0
 
         from scipy.optimize import brentq  # imported when first needed: scipy.optimize is slow to import
 
         # In c the root 1 - c* ~ (chi_1 - 1)^2 for kinked activations falls below double precision next to the
         # critical line (c* rounds to 1 and chi_c to chi_1 > 1); r = sqrt(1 - c*) stays resolved.
         r = 1.0 if f(1.0) >= 0.0 else brentq(f, 0.0, 1.0, xtol=1e-40, rtol=8.9e-16, maxiter=1000)
-        return 1.0 - r * r, sw2 * float(kernel(r))
+        return 1.0 - r * r, sw2 * float(price_kernel(coef, stretch, r))
     found = None if q > PRICE_Q_MAX and not exact else _newton_correlation_fixed_point(act, q, sw2, v)
     if found is not None:
         return found
