@@ -1,6 +1,6 @@
 """Benchmark: single mean-field points per built-in activation, warm and cold, and ``q_star`` alone (issue 10).
 
-Run:  python benchmarks/bench_point.py [--repeat 20] [--skip-cold]
+Run:  python benchmarks/bench_point.py [--repeat 20] [--skip-cold] [--sweep 200]
 
 For every built-in activation, at an ordered and a chaotic point:
 
@@ -14,6 +14,11 @@ Baseline measured in the same run: ``q*`` by ``scipy.optimize.brentq`` on ``sigm
 ``scipy.integrate.quad`` expectations (what a user would write), and, for the activations ``tests/reference.py``
 covers, that slow reference's full point. Each figure is printed next to its baseline, with the ratio. Timings on a
 loaded machine are noisy: the load average is printed.
+
+Sweep (kinked activations, whose chaotic points take the Price route): ``--sweep`` random points per activation,
+``sigma_w2`` log-uniform in ``[0.1, 10]`` and ``sigma_b2`` uniform in ``[0, 2]``, plus the extremes
+``sigma_w2, sigma_b2`` in ``{1e-6, 1, 1e6}`` (``sigma_b2 = 0`` too); each point timed once (wall and CPU) after a
+warm-up; the slowest is printed as ``slowest of N random points: ...``.
 """
 
 from __future__ import annotations
@@ -90,10 +95,40 @@ def cold_point(name: str, sw2: float, sb2: float) -> tuple[float, float]:
     return time.perf_counter() - t0, float(out.stdout.strip())
 
 
+#: Kinked activations (Price route to c*) swept by ``--sweep``, with parametrised ones.
+SWEEP = ("hard_tanh", "elu", "elu(alpha=0.5)", "elu(alpha=2.5)", "selu", "relu", "leaky_relu(slope=0.1)")
+
+
+def sweep(n: int, seed: int = 0) -> None:
+    """Time ``n`` random points plus the extremes per kinked activation; print the slowest (wall and CPU)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    extremes = [(w, b) for w in (1e-6, 1.0, 1e6) for b in (0.0, 1e-6, 1.0, 1e6)]
+    worst = (0.0, 0.0, "", 0.0, 0.0)
+    total = 0
+    for name in SWEEP:
+        act = mf.get_activation(name)
+        mf.mean_field_point(act, 1.7, 0.1)  # warm-up
+        points = [(float(math.exp(rng.uniform(math.log(0.1), math.log(10.0)))), float(rng.uniform(0.0, 2.0)))
+                  for _ in range(n)] + extremes
+        for sw2, sb2 in points:
+            t0, c0 = time.perf_counter(), time.process_time()
+            mf.mean_field_point(act, sw2, sb2)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            total += 1
+            if wall > worst[0]:
+                worst = (wall, cpu, name, sw2, sb2)
+    wall, cpu, name, sw2, sb2 = worst
+    print(f"slowest of {total} random points: {wall * 1e3:.2f} ms wall ({cpu * 1e3:.2f} ms CPU) at {name} "
+          f"sigma_w2={sw2:.6g} sigma_b2={sb2:.6g} ({n} random + {len(extremes)} extreme points per activation)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20, help="calls per warm timing (median)")
     parser.add_argument("--skip-cold", action="store_true", help="skip the fresh-process timings")
+    parser.add_argument("--sweep", type=int, default=200, help="random points per kinked activation (0: no sweep)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     ref = load_reference()
@@ -134,6 +169,8 @@ def main() -> None:
             print(f"{name:<11} ({sw2:4.1f},{sb2:4.1f})  {warm * 1e3:8.2f} {qs * 1e3:8.2f} {cold[0] * 1e3:10.0f} "
                   f"{cold[1] * 1e3:12.0f} {base * 1e3:9.1f} {ref_time * 1e3:10.1f}")
     print(f"slowest warm point: {worst * 1e3:.2f} ms (targets: < 5 ms each, none > 20 ms)")
+    if args.sweep > 0:
+        sweep(args.sweep)
 
 
 if __name__ == "__main__":
