@@ -90,7 +90,8 @@ def tilted_lower(h, g):
 
 @numba.njit(cache=True)
 def _exponent(theta, p):
-    """``M - E(theta)`` of the Plackett integrand, in whichever of two exact forms has the smaller rounding error.
+    """``(M - E(theta), scale)`` of the Plackett integrand, in whichever of two exact forms has the smaller rounding
+    error; ``scale`` is the size of the terms summed (the exponent's absolute error is about 1e-16 of it).
 
     ``p = (theta_r, H1, H2, rho, 1 - rho, 1 - rho^2, c0, e0, e0_scale)``. Form A:
     ``-c0 - (E(theta) - E(asin rho))``, the difference in closed form in ``rho - sin theta`` (accurate when the tilt is
@@ -109,40 +110,45 @@ def _exponent(theta, p):
     excess_0 = 0.5 * r * (r * (h1 * h1 + h2 * h2) - 2.0 * h1 * h2) / c2
     scale_b = e0_scale + 0.5 * abs(r) * (abs(r) * (h1 * h1 + h2 * h2) + 2.0 * abs(h1 * h2)) / c2
     if scale_a <= scale_b:
-        return -c0 - excess_r
-    return e0 - excess_0
+        return -c0 - excess_r, scale_a
+    return e0 - excess_0, scale_b
 
 
 @numba.njit(cache=True)
 def _panel(a, b, p, gl_x, gl_w):
+    """Gauss-Legendre estimate on one panel and the largest exponent scale at its nodes (its rounding noise)."""
     mid = 0.5 * (a + b)
     half = 0.5 * abs(b - a)
     part = 0.0
+    noise = 0.0
     for i in range(gl_x.size):
-        part += gl_w[i] * math.exp(_exponent(mid + half * gl_x[i], p))
-    return part * half
+        e, scale = _exponent(mid + half * gl_x[i], p)
+        part += gl_w[i] * math.exp(e)
+        noise = max(noise, scale)
+    return part * half, noise
 
 
 @numba.njit(cache=True)
-def _adaptive_panel(a, b, p, gl_x, gl_w, scale, rtol):
+def _adaptive_panel(a, b, p, gl_x, gl_w, scale):
     """``int exp(M - E)`` over the panel between ``a`` and ``b``, bisected until the Gauss-Legendre estimate of each
-    piece agrees with that of its two halves to ``rtol`` relative or 1e-17 of ``scale`` (the integral so far; at most
-    20 levels and 4000 pieces: ``rtol`` includes the rounding noise of the exponent, so it is reachable)."""
+    piece agrees with that of its two halves to 1e-14 relative (or the rounding noise of the exponent there, if
+    larger) or 1e-17 of ``scale`` (the integral so far); at most 20 levels and 4000 pieces."""
     total = 0.0
     count = 0
     stack_a = np.empty(64)
     stack_b = np.empty(64)
     stack_v = np.empty(64)
     stack_d = np.empty(64, dtype=np.int64)
-    stack_a[0], stack_b[0], stack_v[0], stack_d[0] = a, b, _panel(a, b, p, gl_x, gl_w), 0
+    stack_a[0], stack_b[0], stack_v[0], stack_d[0] = a, b, _panel(a, b, p, gl_x, gl_w)[0], 0
     n = 1
     while n > 0:
         n -= 1
         lo, hi, whole, depth = stack_a[n], stack_b[n], stack_v[n], stack_d[n]
         mid = 0.5 * (lo + hi)
-        left = _panel(lo, mid, p, gl_x, gl_w)
-        right = _panel(mid, hi, p, gl_x, gl_w)
+        left, noise_l = _panel(lo, mid, p, gl_x, gl_w)
+        right, noise_r = _panel(mid, hi, p, gl_x, gl_w)
         count += 1
+        rtol = max(1e-14, 8e-16 * max(noise_l, noise_r))
         if abs(left + right - whole) <= rtol * (left + right) + 1e-17 * scale or depth >= 20 or count >= 4000:
             total += left + right
             continue
@@ -153,7 +159,7 @@ def _adaptive_panel(a, b, p, gl_x, gl_w, scale, rtol):
 
 
 @numba.njit(cache=True)
-def _plackett(p, gl_x, gl_w, rtol):
+def _plackett(p, gl_x, gl_w):
     """``(1/2 pi) int_0^asin(rho) exp(M - E(theta)) dtheta`` (signed: negative for ``rho < 0``); ``p`` as in
     :func:`_exponent`."""
     theta_r, big1, big2, rho = p[0], p[1], p[2], p[3]
@@ -170,7 +176,7 @@ def _plackett(p, gl_x, gl_w, rtol):
         else:
             ratio = max(big1 / big2, big2 / big1)
         peak = min(max(math.asin(min(ratio, 1.0)), lo), hi)
-    e_peak = _exponent(peak, p)
+    e_peak = _exponent(peak, p)[0]
     total = 0.0
     for side in range(2):
         end = lo if side == 0 else hi
@@ -181,17 +187,17 @@ def _plackett(p, gl_x, gl_w, rtol):
         # smallest panel: where the exponent has fallen by about 1 from the peak (halving from the whole side)
         w = length
         for _ in range(80):
-            if abs(_exponent(peak + sign * w, p) - e_peak) <= 1.0:
+            if abs(_exponent(peak + sign * w, p)[0] - e_peak) <= 1.0:
                 break
             w *= 0.5
         a = 0.0
         b = w
         while True:
-            total += _adaptive_panel(peak + sign * a, peak + sign * b, p, gl_x, gl_w, total, rtol)
+            total += _adaptive_panel(peak + sign * a, peak + sign * b, p, gl_x, gl_w, total)
             if b >= length:
                 break
             # the integrand decreases away from the peak: the rest is below (length - b) f(b)
-            if (length - b) * math.exp(_exponent(peak + sign * b, p)) <= 1e-17 * total:
+            if (length - b) * math.exp(_exponent(peak + sign * b, p)[0]) <= 1e-17 * total:
                 break
             a = b
             b = min(2.0 * b, length)
@@ -232,7 +238,7 @@ def _tilted_orthant(h1, h2, g1, g2, rho, omr, gl_x, gl_w):
     e0_scale = t1 + abs(t2) + abs(t3)
     p = (math.atan2(rho, math.sqrt(c2r)), big1, big2, rho, omr, c2r, c0, e0, e0_scale)
     # the product term exp(M) Phi(H1) Phi(H2) = exp(M - (H1^2 + H2^2)/2) prod Phi(H) exp(H^2/2)
-    e_prod = _exponent(0.0, p)
+    e_prod = _exponent(0.0, p)[0]
     prod = 1.0
     for big in (big1, big2):
         if big < 0.0:
@@ -241,9 +247,7 @@ def _tilted_orthant(h1, h2, g1, g2, rho, omr, gl_x, gl_w):
             e_prod += 0.5 * big * big
             prod *= 0.5 * math.erfc(-big / _SQRT2)
     product = prod * math.exp(e_prod) if prod > 0.0 else 0.0
-    # relative rounding noise of the integrand: about 1e-16 of the largest exponent terms
-    rtol = max(1e-14, 4e-16 * min(c0 + big1 * big1 + big2 * big2, e0_scale) / min(c2r, 1.0))
-    value = product + _plackett(p, gl_x, gl_w, min(rtol, 1e-8))
+    value = product + _plackett(p, gl_x, gl_w)
     return min(max(value, 0.0), 1.0)
 
 
