@@ -89,9 +89,11 @@ def tilted_lower(h, g):
 
 
 @numba.njit(cache=True)
-def _exponent(theta, p):
-    """``(M - E(theta), scale)`` of the Plackett integrand, in whichever of two exact forms has the smaller rounding
-    error; ``scale`` is the size of the terms summed (the exponent's absolute error is about 1e-16 of it).
+def _exponent(delta, p):
+    """``(M - E(theta), scale)`` of the Plackett integrand at ``theta = asin(rho) - delta``, in whichever of two exact
+    forms has the smaller rounding error; ``scale`` is the size of the terms summed (the exponent's absolute error is
+    about 1e-16 of it). The angle enters as its distance ``delta`` from ``asin(rho)``, so the boundary layers next to
+    ``asin(rho) ~ pi/2`` (``rho -> 1``) are resolved below the spacing of doubles near ``pi/2``.
 
     ``p = (theta_r, H1, H2, rho, 1 - rho, 1 - rho^2, c0, e0, e0_scale)``. Form A:
     ``-c0 - (E(theta) - E(asin rho))``, the difference in closed form in ``rho - sin theta`` (accurate when the tilt is
@@ -99,11 +101,14 @@ def _exponent(theta, p):
     ``h`` and ``g`` (no ``1/(1 - rho^2)``: accurate when ``rho`` is next to 1 with ``h1 != h2``).
     """
     theta_r, h1, h2, rho, omr, c2r, c0, e0, e0_scale = p
-    r = math.sin(theta)
-    c2 = math.cos(theta) ** 2
+    sr = math.sqrt(c2r)  # cos(asin(rho))
+    sd = math.sin(delta)
+    half = math.sin(0.5 * delta)
+    diff = 2.0 * rho * half * half + sr * sd  # rho - sin(theta)
+    r = rho - diff
+    c2 = (sr * math.cos(delta) + rho * sd) ** 2  # cos(theta)^2
+    one_minus_r = omr + diff
     d = h1 - h2
-    diff = 2.0 * math.cos(0.5 * (theta_r + theta)) * math.sin(0.5 * (theta_r - theta))  # rho - sin(theta)
-    one_minus_r = 2.0 * math.sin(0.25 * math.pi - 0.5 * theta) ** 2
     b = -(r + rho) * d * d + 2.0 * h1 * h2 * one_minus_r * omr
     excess_r = 0.5 * diff * b / (c2 * c2r)
     scale_a = c0 + 0.5 * abs(diff) * ((abs(r) + abs(rho)) * d * d + 2.0 * abs(h1 * h2) * one_minus_r * omr) / (c2 * c2r)
@@ -116,7 +121,8 @@ def _exponent(theta, p):
 
 @numba.njit(cache=True)
 def _panel(a, b, p, gl_x, gl_w):
-    """Gauss-Legendre estimate on one panel and the largest exponent scale at its nodes (its rounding noise)."""
+    """Gauss-Legendre estimate on one panel (in ``delta``) and the largest exponent scale at its nodes (its rounding
+    noise)."""
     mid = 0.5 * (a + b)
     half = 0.5 * abs(b - a)
     part = 0.0
@@ -130,9 +136,9 @@ def _panel(a, b, p, gl_x, gl_w):
 
 @numba.njit(cache=True)
 def _adaptive_panel(a, b, p, gl_x, gl_w, scale):
-    """``int exp(M - E)`` over the panel between ``a`` and ``b``, bisected until the Gauss-Legendre estimate of each
-    piece agrees with that of its two halves to 1e-14 relative (or the rounding noise of the exponent there, if
-    larger) or 1e-17 of ``scale`` (the integral so far); at most 20 levels and 4000 pieces."""
+    """``int exp(M - E)`` over the panel between ``a`` and ``b`` (in ``delta``), bisected until the Gauss-Legendre
+    estimate of each piece agrees with that of its two halves to 1e-14 relative (or the rounding noise of the
+    exponent there, if larger) or 1e-17 of ``scale`` (the integral so far); at most 20 levels and 4000 pieces."""
     total = 0.0
     count = 0
     stack_a = np.empty(64)
@@ -168,14 +174,17 @@ def _plackett(p, gl_x, gl_w):
     lo = min(0.0, theta_r)
     hi = max(0.0, theta_r)
     # E(sin theta) has its single minimum at r = min(H1/H2, H2/H1) (H1 H2 > 0) or the ratio in [-1, 0) (H1 H2 < 0):
-    # E'(r) = -(r H1 - H2)(r H2 - H1)/(1 - r^2)^2; clipped to the range, at 0 when H1 H2 = 0
-    peak = 0.0
-    if big1 * big2 != 0.0:
-        if big1 * big2 > 0.0:
-            ratio = min(big1 / big2, big2 / big1)
-        else:
-            ratio = max(big1 / big2, big2 / big1)
-        peak = min(max(math.asin(min(ratio, 1.0)), lo), hi)
+    # E'(r) = -(r H1 - H2)(r H2 - H1)/(1 - r^2)^2; at theta = 0 when H1 H2 = 0. In delta = asin(rho) - theta (the
+    # same range [lo, hi]): acos(ratio) - acos(rho) with acos(x) = 2 asin(sqrt((1 - x)/2)), 1 - ratio from H1 - H2
+    # (and its mirror for negative ratios), so a peak next to asin(rho) ~ pi/2 keeps its distance from it.
+    peak = theta_r
+    big = max(abs(big1), abs(big2))
+    omr = p[4]
+    if big1 * big2 > 0.0:
+        peak = 2.0 * (math.asin(math.sqrt(0.5 * abs(big1 - big2) / big)) - math.asin(math.sqrt(0.5 * omr)))
+    elif big1 * big2 < 0.0:
+        peak = 2.0 * (math.asin(math.sqrt(0.5 * (2.0 - omr))) - math.asin(math.sqrt(0.5 * abs(big1 + big2) / big)))
+    peak = min(max(peak, lo), hi)
     e_peak = _exponent(peak, p)[0]
     total = 0.0
     for side in range(2):
@@ -238,7 +247,7 @@ def _tilted_orthant(h1, h2, g1, g2, rho, omr, gl_x, gl_w):
     e0_scale = t1 + abs(t2) + abs(t3)
     p = (math.atan2(rho, math.sqrt(c2r)), big1, big2, rho, omr, c2r, c0, e0, e0_scale)
     # the product term exp(M) Phi(H1) Phi(H2) = exp(M - (H1^2 + H2^2)/2) prod Phi(H) exp(H^2/2)
-    e_prod = _exponent(0.0, p)[0]
+    e_prod = _exponent(p[0], p)[0]  # at theta = 0
     prod = 1.0
     for big in (big1, big2):
         if big < 0.0:
