@@ -19,6 +19,7 @@ coefficients (:mod:`meanfield.hermite`).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -421,6 +422,13 @@ def price_mean(coef, stretch, r, nodes, weights):
     return total
 
 
+@functools.lru_cache(maxsize=16)
+def _unit_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on ``[0, 1]`` (cached: the degrees used are few)."""
+    x, w = np.polynomial.legendre.leggauss(n)
+    return 0.5 * (x + 1.0), 0.5 * w
+
+
 def price_correlation_fixed_point(act: Activation, moments, q: float, sw2: float, exact: bool = True
                                   ) -> tuple[float, float]:
     """``c*`` and ``chi_c`` from Price's theorem, without the trivial root ``c = 1``: the kernel ``E[phi' phi']``
@@ -453,8 +461,7 @@ def price_correlation_fixed_point(act: Activation, moments, q: float, sw2: float
             return found
     coef = price_interpolant(act, q, exact)
     if coef is not None:
-        x, w = np.polynomial.legendre.leggauss(max(PRICE_NODES, coef.size // 2 + 8))  # exact to the degree used
-        s, w = 0.5 * (x + 1.0), 0.5 * w  # rule on [0, 1]
+        s, w = _unit_legendre(max(PRICE_NODES, coef.size // 2 + 8))  # exact to the degree used
 
         stretch = price_stretch(q)
 
