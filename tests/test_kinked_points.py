@@ -161,3 +161,26 @@ def test_large_variance_point_is_fast_and_sane():
     act = mf.get_activation("elu")
     p = mf.mean_field_point(act, 1.99, 1.0)  # q* in the hundreds
     assert p.q_star > 100 and 0 < p.c_star < 1 and 0 < p.chi_c < 1
+
+
+@pytest.mark.parametrize(("h1", "h2", "g1", "g2", "rho"), [
+    (0.0, 0.0, 300.0, 300.0, 0.3), (0.0, 0.0, 300.0, 0.0, 1 - 1e-9), (0.05, -0.02, 1000.0, 999.0, 1 - 1e-12),
+    (0.0, 0.0, 2000.0, 2000.0, 0.999), (0.1, 0.3, 50.0, 0.0, 0.9999),
+])
+def test_huge_tilts_against_mpmath(h1, h2, g1, g2, rho):
+    assert float(tilted_orthants(h1, h2, g1, g2, rho)) == pytest.approx(mp_tilted(h1, h2, g1, g2, rho), rel=1e-11)
+
+
+@pytest.mark.parametrize(("name", "sw2", "sb2"), [("elu", 1.99, 1.0), ("selu", 1.8, 0.5), ("elu(alpha=2.5)", 1.99, 0.7),
+                                                 ("hard_tanh", 1e4, 0.3), ("hard_tanh", 1e6, 1.0)])
+def test_large_variance_points_match_quadrature_newton_route(name, sw2, sb2):
+    """q* from 1e2 to 1e6: the exact route against Newton's method on K(c) by 2-D quadrature (the old large-q route).
+    At q ~ 1e6 both are limited by the kernel's absolute accuracy times sigma_w2: c* to about 1e-10 absolute."""
+    act = mf.get_activation(name)
+    solver = solver_for(act)
+    p = mf.mean_field_point(act, sw2, sb2)
+    assert p.q_star > 100.0
+    c_q, chi_q = fp.price_correlation_fixed_point(act, solver.moments, p.q_star, sw2, exact=False)
+    assert p.c_star == pytest.approx(c_q, rel=1e-9, abs=1e-9)
+    assert p.chi_c == pytest.approx(chi_q, rel=1e-9)
+    assert p.xi_c == pytest.approx(fp.depth_scales(chi_q)[()], rel=1e-8)
