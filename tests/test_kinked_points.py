@@ -184,3 +184,12 @@ def test_large_variance_points_match_quadrature_newton_route(name, sw2, sb2):
     assert p.c_star == pytest.approx(c_q, rel=1e-9, abs=1e-9)
     assert p.chi_c == pytest.approx(chi_q, rel=1e-9)
     assert p.xi_c == pytest.approx(fp.depth_scales(chi_q)[()], rel=1e-8)
+
+
+def test_erfcx_against_mpmath():
+    from meanfield.bivariate import erfcx
+
+    mp.mp.dps = 30
+    for x in np.concatenate([np.linspace(-26, 30, 113), np.geomspace(1e-8, 1e8, 33)]):
+        ref = float(mp.exp(mp.mpf(x) ** 2) * mp.erfc(mp.mpf(x)))
+        assert erfcx(float(x)) == pytest.approx(ref, rel=1e-15), x
