@@ -127,8 +127,8 @@ class MeanFieldSolver:
                 if pending.size <= SERIAL_MAX:
                     numba.set_num_threads(1)
                 try:
-                    solve_points(tab.moment_coef, tab.b_coef, tab.b_lengths, tab.kmax, tab.s_hi, m0, sw2[pending],
-                                 sb2[pending], C_TOL, not q_only, block)
+                    solve_points(tab.moment_coef, tab.b_coef, tab.kmax, tab.s_hi, m0, sw2[pending],
+                                 sb2[pending], C_TOL, not q_only, block, numba.get_num_threads())
                 finally:
                     numba.set_num_threads(threads)
                 out[pending] = block
