@@ -278,11 +278,13 @@ def settle_c(b, kmax, q, sw2, sb2, chi1, qd, v, c0):
         if not newton:
             c_new = 0.5 * (lo + hi)
         step = abs(c_new - c)
-        # converged: step at a few ulps, or two Newton steps that no longer shrink (h is at its rounding floor), or
-        # a Newton step whose error bound H''/(2 H') step^2 (H'' = 2 sw2 (P1' + c P1''/2) increases with c; taken
-        # twice, for the move to c_new) is below 1e-18
+        # converged: step at a few ulps; or two small Newton steps that no longer shrink (h is at its rounding floor,
+        # which puts the step below ~1e-15: a larger step that shrinks slowly is the start of the iteration, e.g.
+        # towards c* = 0 from far); or a Newton step whose error bound H''/(2 H') step^2 (H'' = 2 sw2 (P1' + c P1''/2)
+        # increases with c; taken twice, for the move to c_new) is below 1e-18
         if (step <= 4e-16 or hi - lo <= 4e-16
-                or (newton and (step >= 0.5 * last_step or 2.0 * (dp1 + c * hdp1) * step * step <= 1e-18 * slope))):
+                or (newton and ((step >= 0.5 * last_step and step <= 1e-12)
+                                or 2.0 * (dp1 + c * hdp1) * step * step <= 1e-18 * slope))):
             c = c_new
             ok = True
             break
