@@ -496,8 +496,11 @@ def depth_scales(chi):
 def phase_labels(chi1) -> np.ndarray:
     """``"critical"`` where ``|chi_1 - 1| <= CRITICAL_TOL``, else ``"ordered"`` (chi_1 < 1) or ``"chaotic"``."""
     chi1 = np.asarray(chi1, dtype=np.float64)
-    labels = np.where(np.abs(chi1 - 1.0) <= CRITICAL_TOL, "critical", np.where(chi1 < 1.0, "ordered", "chaotic"))
-    return labels.astype(object)
+    codes = np.where(np.abs(chi1 - 1.0) <= CRITICAL_TOL, 2, np.where(chi1 < 1.0, 0, 1))
+    return _PHASE_NAMES[codes.reshape(-1)].reshape(codes.shape)
+
+
+_PHASE_NAMES = np.array(["ordered", "chaotic", "critical"], dtype=object)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
