@@ -105,7 +105,9 @@ def _first_guess(hint, q):
 
 @numba.njit(cache=True)
 def correlation_point(bc, panel, basis, kfull, q, sw2, sb2, chi1, qd, v, c_tol, hint, b):
-    """``(c*, 1 - chi_c, ok)`` at one chaotic point from the panel's series (at most degree ``kfull``).
+    """``(c*, 1 - chi_c, ok)`` at one chaotic point from the panel's series (at most degree ``kfull``): the fixed
+    point of the correlation map (Schoenholz et al. 2017, Eq. 5) in its Mehler form (``docs/formulas.md``) by
+    :func:`meanfield.fixed_points.settle_c`, and ``chi_c`` its slope there.
 
     ``hint = (c*, 1/slope, 1 - chi_c, q*, c*', q*')`` of the last chaotic point solved nearby and ``(c*', q*')`` of the
     one before (``nan`` when unknown) is updated in place. With a hint the ``b_k`` are evaluated :data:`DEGREE_STEP`
