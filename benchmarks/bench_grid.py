@@ -1,12 +1,15 @@
 """Benchmark: tanh mean-field quantities on a 512 x 512 (sigma_w2, sigma_b2) grid, checked against the slow reference.
 
-Run:  python benchmarks/bench_grid.py [--n 512] [--samples 8]
+Run:  python benchmarks/bench_grid.py [--n 512] [--samples 8] [--skip-cold] [--skip-busy]
 
 Prints the grid time after warm-up (tables built and Numba compiled on a small grid over the same ranges; target
-< 1 s for 512 x 512), the time of the same grid in a fresh interpreter (imports, Numba and table caches loaded from
-disk, the grid, the DataFrame), the largest relative difference from ``tests/reference.py`` (adaptive scipy
-quadrature) at sampled grid points, and the reference's own time per point measured in the same run, with the ratio of
-per-point times.
+< 1 s for 512 x 512), wall and CPU, next to the same grid on one thread (the parallel speed-up: threads take blocks of
+points as they become free, so it should be close to the number of cores on a quiet machine) and with one other busy
+process on the machine (sharing the cores fairly costs ``(cores + 1) / cores``, 1.5x on 2 cores; a static split of
+the points between threads can cost 2x, the slowest thread setting the pace); the time of the same grid in a fresh
+interpreter (imports, Numba and table caches loaded from disk, the grid, the DataFrame); the largest relative
+difference from ``tests/reference.py`` (adaptive scipy quadrature) at sampled grid points and at near-critical
+points, and the reference's own time per point measured in the same run, with the ratio of per-point times.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import time
 
+import numba
 import numpy as np
 
 import meanfield as mf
@@ -40,6 +44,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=512, help="grid points per axis (default 512)")
     parser.add_argument("--samples", type=int, default=8, help="grid points checked against the reference")
     parser.add_argument("--skip-cold", action="store_true", help="skip the fresh-interpreter timing")
+    parser.add_argument("--skip-busy", action="store_true", help="skip the timings on one thread and under load")
     args = parser.parse_args()
     ref = load_reference()
     sw2 = np.linspace(0.5, 5.0, args.n)
@@ -49,10 +54,28 @@ def main() -> None:
     mf.mean_field_grid("tanh", np.linspace(0.5, 5.0, 16), np.linspace(0.0, 2.0, 16), progress=False)
     warm = time.perf_counter() - t0
 
-    t0, c0 = time.perf_counter(), time.process_time()
-    grid = mf.mean_field_grid("tanh", sw2, sb2, progress=False)
-    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    def timed():
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = mf.mean_field_grid("tanh", sw2, sb2, progress=False)
+        return result, time.perf_counter() - t0, time.process_time() - c0
+
+    grid, elapsed, cpu = timed()
     per_point = elapsed / len(grid)
+    serial = busy = (math.nan, math.nan)
+    if not args.skip_busy:
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            serial = timed()[1:]
+        finally:
+            numba.set_num_threads(threads)
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(0.2)
+            busy = timed()[1:]
+        finally:
+            hog.kill()
+            hog.wait()
 
     # random points plus the two chaotic points nearest to chi_1 = 1.001 and one nearest to chi_1 = 1.0001 (near the
     # critical line, where c* and chi_c are ill-conditioned: relative condition number ~ 1/(1 - chi_c))
@@ -92,6 +115,10 @@ def main() -> None:
     print(f"warm-up (tables + JIT): {warm:.2f} s")
     print(f"grid time: {elapsed:.3f} s wall, {cpu:.3f} s CPU over all threads ({per_point * 1e6:.2f} us/point wall; "
           f"target < 1 s); load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"baseline, the same grid on 1 thread: {serial[0]:.3f} s wall, {serial[1]:.3f} s CPU (speed-up "
+          f"{serial[0] / elapsed:.2f} on {numba.get_num_threads()} threads)")
+    print(f"under load, one busy process alongside: {busy[0]:.3f} s wall, {busy[1]:.3f} s CPU "
+          f"({busy[0] / elapsed:.2f}x the unloaded time)")
     print(f"cold: the same grid in a fresh interpreter (imports, disk caches, grid, DataFrame): {cold:.2f} s wall")
     print(f"q* range: [{grid.q_star.min():.4g}, {grid.q_star.max():.4g}];  phases: "
           + ", ".join(f"{k} {v}" for k, v in grid.phase.value_counts().items()))

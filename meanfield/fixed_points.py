@@ -199,12 +199,12 @@ def solve_q_star(moments, sw2: float, sb2: float) -> float:
 
 @numba.njit(cache=True)
 def divided_series(b, kmax, c):
-    """``P1(c) = sum_{1<=j<kmax} c^(j-1) T_j``, ``P1'(c)`` and ``T_0``, with ``T_j = sum_{j<k<=kmax} b_k`` (Horner,
-    suffix sums accumulated on the way down). The truncated Mehler series with its trivial root divided out is
+    """``P1(c) = sum_{1<=j<kmax} c^(j-1) T_j``, ``P1'(c)`` and ``P1''(c) / 2``, with ``T_j = sum_{j<k<=kmax} b_k``
+    (Horner, suffix sums accumulated on the way down). The truncated Mehler series with its trivial root divided out is
     ``P(c) = sum_k b_k (1 - c^k)/(1 - c) = T_0 + c P1(c)``; all coefficients are >= 0, so ``P1`` is increasing and
     convex on [0, 1] and is evaluated without cancellation. For ``c < 0.99`` the Horner sum starts at the first ``j``
     with ``c^j <= 1e-18 (1 - c)^2`` (the suffix sums above it are still accumulated): the terms left out are below
-    rounding in ``P1`` and ``P1'``."""
+    rounding in ``P1`` and ``P1'`` (``P1''``, used only to bound Newton's error, may lose a little more)."""
     top = kmax - 1
     if 0.0 < c < 0.99:  # terms c^(j-1) T_j with c^j below 1e-18 (1 - c)^2 of T_1 <= P1 do not change P1 or P1'
         top = min(top, max(int(math.log(1e-18 * (1.0 - c) ** 2) / math.log(c)) + 1, 1))
@@ -215,11 +215,13 @@ def divided_series(b, kmax, c):
         t += b[k]
     p = 0.0
     dp = 0.0
+    hdp = 0.0
     for j in range(top, 0, -1):
         t += b[j + 1]
+        hdp = hdp * c + dp
         dp = dp * c + p
         p = p * c + t
-    return p, dp, t + b[1]
+    return p, dp, hdp
 
 
 @numba.njit(cache=True)
@@ -245,20 +247,25 @@ def settle_c(b, kmax, q, sw2, sb2, chi1, qd, v, c0):
     ``W_j = sum_{k>=j+2} k b_k`` and the tail taken as the midpoint of ``[dtail (1 - c^kmax), dtail]``: positive terms
     only, so it keeps its relative accuracy next to the critical line.
     """
+    # one pass for the partial sums and P1(1) = sum_{1<=j<kmax} T_j (the suffix sums T_j are the running ``partial``;
+    # the same additions in the same order as divided_series(b, kmax, 1.0))
     dpartial = 0.0
     partial = 0.0
-    for k in range(kmax, 0, -1):
+    p1_at_1 = 0.0
+    for k in range(kmax, 1, -1):
         dpartial += k * b[k]
         partial += b[k]
+        p1_at_1 += partial
+    if kmax >= 1:
+        dpartial += b[1]
+        partial += b[1]
     partial += b[0]
     if kmax < 1:
         return math.nan, math.nan, math.nan, math.nan
     offset = sb2 + sw2 * b[0]
-    p1_at_1, _, t0 = divided_series(b, kmax, 1.0)
     if sw2 * p1_at_1 <= offset:  # H(1) <= 0 for the truncated series: no root below 1 yet
         return math.nan, math.nan, math.nan, math.nan
     dtail = max(qd - dpartial, 0.0)
-    rtail = max(v - partial, 0.0)
     lo = 0.0
     hi = 1.0
     c = min(max(c0, 0.0), 1.0)
@@ -266,7 +273,7 @@ def settle_c(b, kmax, q, sw2, sb2, chi1, qd, v, c0):
     ok = False
     last_step = math.inf
     for _ in range(200):
-        p1, dp1, _ = divided_series(b, kmax, c)
+        p1, dp1, hdp1 = divided_series(b, kmax, c)
         h = sw2 * c * p1 - offset
         slope = p1 + c * dp1
         if h == 0.0:
@@ -281,8 +288,13 @@ def settle_c(b, kmax, q, sw2, sb2, chi1, qd, v, c0):
         if not newton:
             c_new = 0.5 * (lo + hi)
         step = abs(c_new - c)
-        # converged: step at a few ulps, or two Newton steps that no longer shrink (h is at its rounding floor)
-        if step <= 4e-16 or hi - lo <= 4e-16 or (newton and step >= 0.5 * last_step):
+        # converged: step at a few ulps; or two small Newton steps that no longer shrink (h is at its rounding floor,
+        # which puts the step below ~1e-15: a larger step that shrinks slowly is the start of the iteration, e.g.
+        # towards c* = 0 from far); or a Newton step whose error bound H''/(2 H') step^2 (H'' = 2 sw2 (P1' + c P1''/2)
+        # increases with c; taken twice, for the move to c_new) is below 1e-18
+        if (step <= 4e-16 or hi - lo <= 4e-16
+                or (newton and ((step >= 0.5 * last_step and step <= 1e-12)
+                                or 2.0 * (dp1 + c * hdp1) * step * step <= 1e-18 * slope))):
             c = c_new
             ok = True
             break
@@ -290,10 +302,7 @@ def settle_c(b, kmax, q, sw2, sb2, chi1, qd, v, c0):
         c = c_new
     if not ok or slope <= 0.0:
         return math.nan, math.nan, math.nan, math.nan
-    bound = dtail
-    if c < 1.0:
-        bound = min(dtail, (rtail + 4e-16 * v) / (1.0 - c))
-    gap = (c * bound + 4e-16 * qd) / slope
+    gap = truncation_numerator(c, qd, v, dpartial, partial) / slope
     c = max(c - 0.5 * gap, 0.0)
     w = 0.0
     s = 0.0
@@ -309,15 +318,12 @@ def settle_c(b, kmax, q, sw2, sb2, chi1, qd, v, c0):
 
 
 @numba.njit(cache=True)
-def truncation_numerator(b, kmax, qd, v, c):
-    """``c min(dtail, (R + 4e-16 V)/(1 - c)) + 4e-16 q D``: the numerator of :func:`settle_c`'s bracket width at
-    degree ``kmax`` (its denominator, the slope, hardly changes with the degree). Callers use its ratio between two
-    degrees to skip degrees that cannot settle ``c*``."""
-    dpartial = 0.0
-    partial = b[0]
-    for k in range(kmax, 0, -1):
-        dpartial += k * b[k]
-        partial += b[k]
+def truncation_numerator(c, qd, v, dpartial, partial):
+    """``c min(dtail, (R + 4e-16 V)/(1 - c)) + 4e-16 q D``, ``dtail = max(q D - dpartial, 0)``,
+    ``R = max(V - partial, 0)``: the numerator of :func:`settle_c`'s bracket width at a degree ``K`` whose partial sums
+    are ``dpartial = sum_{1<=k<=K} k b_k`` and ``partial = sum_{k<=K} b_k`` (its denominator is the slope of the
+    divided series at the root, which hardly changes with ``K``: callers predict the bracket at other degrees from
+    it)."""
     dtail = max(qd - dpartial, 0.0)
     bound = dtail
     if c < 1.0:
@@ -562,8 +568,11 @@ def depth_scales(chi):
 def phase_labels(chi1) -> np.ndarray:
     """``"critical"`` where ``|chi_1 - 1| <= CRITICAL_TOL``, else ``"ordered"`` (chi_1 < 1) or ``"chaotic"``."""
     chi1 = np.asarray(chi1, dtype=np.float64)
-    labels = np.where(np.abs(chi1 - 1.0) <= CRITICAL_TOL, "critical", np.where(chi1 < 1.0, "ordered", "chaotic"))
-    return labels.astype(object)
+    codes = np.where(np.abs(chi1 - 1.0) <= CRITICAL_TOL, 2, np.where(chi1 < 1.0, 0, 1))
+    return _PHASE_NAMES[codes.reshape(-1)].reshape(codes.shape)
+
+
+_PHASE_NAMES = np.array(["ordered", "chaotic", "critical"], dtype=object)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

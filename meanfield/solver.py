@@ -111,6 +111,8 @@ class MeanFieldSolver:
 
         With ``q_only`` only ``q_star`` and ``q_star_finite`` are meaningful (no correlation fixed point is solved).
         """
+        sw2 = np.ascontiguousarray(sw2, dtype=np.float64)
+        sb2 = np.ascontiguousarray(sb2, dtype=np.float64)
         n = len(sw2)
         out = np.full((n, 6), np.nan)
         todo = np.arange(n)
@@ -122,16 +124,19 @@ class MeanFieldSolver:
             bar = _progress(n, progress)
             m0 = np.array(self.moments(0.0))
             while pending.size:
-                block = np.full((pending.size, 6), np.nan)
+                everything = pending.size == n  # the first pass writes straight into out
+                block = out if everything else np.full((pending.size, 6), np.nan)
                 threads = numba.get_num_threads()
                 if pending.size <= SERIAL_MAX:
                     numba.set_num_threads(1)
                 try:
-                    solve_points(tab.moment_coef, tab.b_coef, tab.b_lengths, tab.kmax, tab.s_hi, m0, sw2[pending],
-                                 sb2[pending], C_TOL, not q_only, block)
+                    solve_points(tab.moment_coef, tab.b_coef, tab.kmax, tab.s_hi, m0,
+                                 sw2 if everything else sw2[pending], sb2 if everything else sb2[pending], C_TOL,
+                                 not q_only, block, numba.get_num_threads())
                 finally:
                     numba.set_num_threads(threads)
-                out[pending] = block
+                if not everything:
+                    out[pending] = block
                 status[pending] = block[:, 5]
                 if bar is not None:
                     bar.update(int(np.sum(block[:, 5] != LEFT_TABLE)))

@@ -36,7 +36,7 @@ from .quadrature import QuadratureWarning
 
 __all__ = [
     "DEGREE", "PANEL", "Q_SERIES_MIN", "S_MAX", "TABLE_VERSION",
-    "ChebyshevTables", "cache_dir", "locate", "table_moments", "table_row",
+    "ChebyshevTables", "cache_dir", "chebyshev_basis", "locate", "table_moments", "table_rows",
 ]
 
 #: Panel width in ``s = sqrt(q)``.
@@ -50,8 +50,6 @@ TAIL_RTOL = 1e-15
 #: Below this ``q`` (the first panel) the interpolated ``b_k ~ q^k`` lose their relative accuracy: chaotic points with a
 #: smaller ``q*`` go to the scalar path.
 Q_SERIES_MIN = PANEL**2
-#: Chebyshev coefficients of ``b_k`` below this (summed, relative to ``V``) are not evaluated.
-LENGTH_RTOL = 1e-19
 #: Smallest series degree of a panel.
 PANEL_DEGREE_START = 64
 #: Bumped whenever the tables' numerics change, so stale cache files are not used.
@@ -103,26 +101,11 @@ class ChebyshevTables:
         self.b_coef = np.zeros((0, 1, DEGREE + 1))  # (panel, k, j)
         self.kmax = np.zeros(0, dtype=np.int64)
         self.max_error = 0.0
-        self._lengths: np.ndarray | None = None
         self._path = None
         if key is not None:
             digest = hashlib.sha256(f"{key}|{TABLE_VERSION}|{PANEL}|{DEGREE}|{TAIL_RTOL}|{DEGREE_MAX}".encode())
             self._path = cache_dir() / f"fc-tables-{digest.hexdigest()[:24]}.npz"
             self._load()
-
-    @property
-    def b_lengths(self) -> np.ndarray:
-        """Chebyshev coefficients of ``b_k`` worth evaluating per (panel, k): the dropped ones sum to at most
-        :data:`LENGTH_RTOL` times the panel's ``V`` (high-degree ``b_k`` are tiny and need few), shape like
-        ``b_coef[..., 0]``."""
-        if self._lengths is None or self._lengths.shape != self.b_coef.shape[:2]:
-            v = np.maximum(np.abs(self.moment_coef[:, 0, 0]) * (PANEL * (np.arange(self.kmax.size) + 1)) ** 2
-                           + abs(self.moments(0.0)[0]), 1e-300)  # ~ V at the panel's upper end
-            tail = np.cumsum(np.abs(self.b_coef[..., ::-1]), axis=-1)[..., ::-1]  # tail[..., j] = sum_{i>=j} |c_i|
-            keep = tail > LENGTH_RTOL * v[:, None, None]
-            self._lengths = np.maximum(DEGREE + 1 - np.argmax(keep[..., ::-1], axis=-1), 1).astype(np.int64)
-            self._lengths[~keep.any(axis=-1)] = 1
-        return self._lengths
 
     @property
     def s_hi(self) -> float:
@@ -228,23 +211,47 @@ def _pad(a: np.ndarray, width: int) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _cheb(coef, panel, t, col):
-    """Clenshaw evaluation of the Chebyshev series ``coef[panel, :, col]`` at ``t`` in [-1, 1]."""
-    b1 = 0.0
-    b2 = 0.0
+def _cheb3(coef, panel, t):
+    """Clenshaw evaluation of the three Chebyshev series ``coef[panel, :, 0..2]`` at ``t`` in [-1, 1] (one loop: the
+    three recurrences run side by side)."""
+    u1 = u2 = v1 = v2 = w1 = w2 = 0.0
     for j in range(coef.shape[1] - 1, 0, -1):
-        b1, b2 = 2.0 * t * b1 - b2 + coef[panel, j, col], b1
-    return t * b1 - b2 + coef[panel, 0, col]
+        u1, u2 = 2.0 * t * u1 - u2 + coef[panel, j, 0], u1
+        v1, v2 = 2.0 * t * v1 - v2 + coef[panel, j, 1], v1
+        w1, w2 = 2.0 * t * w1 - w2 + coef[panel, j, 2], w1
+    return (t * u1 - u2 + coef[panel, 0, 0], t * v1 - v2 + coef[panel, 0, 1], t * w1 - w2 + coef[panel, 0, 2])
 
 
 @numba.njit(cache=True)
-def table_row(coef, lengths, panel, k, t):
-    """Clenshaw evaluation of ``coef[panel, k, :lengths[panel, k]]`` (``b_k`` on a panel) at ``t``."""
-    b1 = 0.0
-    b2 = 0.0
-    for j in range(lengths[panel, k] - 1, 0, -1):
-        b1, b2 = 2.0 * t * b1 - b2 + coef[panel, k, j], b1
-    return t * b1 - b2 + coef[panel, k, 0]
+def chebyshev_basis(t, out):
+    """``out[j] = T_j(t)`` for ``j = 0..out.size - 1`` (three-term recurrence; stable for ``t`` in [-1, 1])."""
+    out[0] = 1.0
+    if out.size > 1:
+        out[1] = t
+    for j in range(2, out.size):
+        out[j] = 2.0 * t * out[j - 1] - out[j - 2]
+
+
+@numba.njit(cache=True, fastmath={"contract", "reassoc"})
+def table_rows(coef, panel, basis, k_lo, k_hi, out):
+    """``out[k] = max(b_k, 0)`` for ``k = k_lo..k_hi``: the Chebyshev series ``coef[panel, k, :]`` (``b_k`` on a
+    panel) summed against ``basis = T_j(t)`` (:func:`chebyshev_basis`); returns ``(sum_k k b_k, sum_k b_k)`` over
+    those ``k`` (the Mehler series' partial sums of ``q D`` and ``V``).
+
+    Each row is an independent length-``DEGREE + 1`` dot product (summed in any order: the terms are bounded by the
+    row's largest coefficient, so any order keeps the rounding error at a few ulps of it), which vectorizes, unlike
+    Clenshaw's recurrence."""
+    dsum = 0.0
+    psum = 0.0
+    for k in range(k_lo, k_hi + 1):
+        s = 0.0
+        for j in range(DEGREE + 1):
+            s += coef[panel, k, j] * basis[j]
+        s = max(s, 0.0)
+        out[k] = s
+        dsum = dsum + k * s
+        psum = psum + s
+    return dsum, psum
 
 
 @numba.njit(cache=True)
@@ -266,4 +273,5 @@ def table_moments(mc, s_hi, q, m0):
     i, t = locate(q, s_hi)
     if i < 0:
         return math.nan, math.nan, math.nan
-    return m0[0] + q * _cheb(mc, i, t, 0), _cheb(mc, i, t, 1), _cheb(mc, i, t, 2)
+    w, d, vp = _cheb3(mc, i, t)
+    return m0[0] + q * w, d, vp
