@@ -30,6 +30,7 @@ from scipy import optimize
 
 import meanfield
 import rmt
+from rmt.transforms import D2_RULES
 
 
 def baseline_density(lam: np.ndarray, law, sigma_w2: float, depth: int, weights: str) -> np.ndarray:
@@ -65,15 +66,19 @@ def baseline_density(lam: np.ndarray, law, sigma_w2: float, depth: int, weights:
         return complex(e.real, (e.imag + math.pi) % (2 * math.pi) - math.pi)
 
     z = complex(x_e, math.sqrt(max(2.0 * (u_e - math.log(lam[-1])) / f2, 0.0)))
+    u_prev = None
     density = np.empty(lam.size)
     for i in range(lam.size - 1, -1, -1):  # from the top, each point seeded by the previous one
+        u = math.log(lam[i])
+        seed = z if u_prev is None else z + (u - u_prev) / f1(z)  # tangent predictor: stays on the physical root
+        seed = seed.conjugate() if seed.imag < 0 else seed
         try:
-            z = optimize.newton(residual, z, fprime=lambda z, _: f1(z), args=(math.log(lam[i]),), tol=1e-14,
-                                rtol=1e-11, maxiter=100)
+            z_new = optimize.newton(residual, seed, fprime=lambda z, _: f1(z), args=(u,), tol=1e-14,
+                                    rtol=1e-11, maxiter=100)
         except (RuntimeError, ZeroDivisionError):
             density[i] = np.nan
             continue
-        z = z.conjugate() if z.imag < 0 else z
+        z, u_prev = (z_new.conjugate() if z_new.imag < 0 else z_new), u
         density[i] = max(-np.sum(c / (z - d)).imag, 0.0) / (math.pi * lam[i])
     return density
 
@@ -127,7 +132,7 @@ def main() -> None:
         worst = max(worst, best)
         base_text = agree_text = speed = "-"
         if result.lam.size and depth <= args.baseline_max_depth and result.params.get("depth") == depth:
-            law = rmt.d2_law(activation, result.params["q"])
+            law = rmt.d2_law(activation, result.params["q"], nodes_per_panel=D2_RULES[-1][0])
             grid = result.lam[:-1] if result.support[0] == 0.0 else result.lam[1:-1]
             ours = result.density[:-1] if result.support[0] == 0.0 else result.density[1:-1]
             t0 = time.perf_counter()

@@ -72,7 +72,7 @@ LOG_LAM_CEIL = math.log(1e300)
 NEWTON_TOL = 1e-13
 NEWTON_MAXIT = 60
 #: The grid stops where the core's error bound for M_{D^2} exceeds this (relative).
-QUAD_TOL = 1e-4
+QUAD_TOL = 1e-6
 
 # --------------------------------------------------------------------------------------------------------------------
 # numba kernels
@@ -235,6 +235,7 @@ class _Equation:
 def _make_equation(law: D2Law, sigma_w2: float, depth: int, weights: str) -> _Equation:
     L = float(depth)
     a = 1.0 - L if weights == "orthogonal" else 1.0
+    law = law.merged()  # equal atoms (even phi'^2) summed once
     return _Equation(law.values, law.weights, L, a, math.log(sigma_w2))
 
 
@@ -288,6 +289,7 @@ class _Support:
     u_lo: float
     x_lo: float | None  # None: no soft lower edge (the density reaches lam -> 0; grid cut at u_lo)
     unresolved: bool = False  # the walk stopped where the quadrature no longer resolves M_{D^2}
+    walk: tuple | None = None  # (u, z, h, rho_prev, rho_max) where an unresolved walk stopped (resumed on a finer rule)
 
 
 def _quadrature_error(eq: _Equation, check: _Equation | None, z: complex) -> float:
@@ -304,17 +306,27 @@ def _quadrature_error(eq: _Equation, check: _Equation | None, z: complex) -> flo
     return max(abs(m - m_c) / abs(m), abs(p - p_c) / max(abs(p), 1e-300))
 
 
-def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_tol: float) -> _Support:
+def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_tol: float,
+                    resume: _Support | None = None) -> _Support:
     """Walk down from the upper edge in ``u = log lam`` to a soft lower edge, the tail cutoff or the resolution limit.
 
-    Returns the support; ``x_lo`` is None when there is no soft lower edge (grid cut at ``u_lo``).
+    Returns the support; ``x_lo`` is None when there is no soft lower edge (grid cut at ``u_lo``). ``resume``: the
+    support of a coarser rule whose walk stopped unresolved; the walk goes on from where that one stopped (the
+    coarser rule resolved everything above), with its upper edge.
     """
-    x_hi, u_hi = _upper_edge(eq)
-    h = 1e-6 * max(1.0, abs(u_hi))
-    u, z = u_hi, complex(x_hi)
-    rho_prev = 0.0
-    rho_max = 0.0
     first = True
+    if resume is not None and resume.walk is not None:
+        x_hi, u_hi = resume.x_hi, resume.u_hi
+        u, z, h, rho_prev, rho_max = resume.walk
+        z, conv, _ = eq.newton(u, z)
+        z = z.conjugate() if z.imag < 0 else z
+        first = not conv
+    if first:
+        x_hi, u_hi = _upper_edge(eq)
+        h = 1e-6 * max(1.0, abs(u_hi))
+        u, z = u_hi, complex(x_hi)
+        rho_prev = 0.0
+        rho_max = 0.0
     while True:
         u_new = max(u - h, LOG_LAM_FLOOR)
         guess = _edge_start(eq, x_hi, u_hi, u_new) if first else z + (u_new - u) / eq.derivs(z)[1]
@@ -331,7 +343,10 @@ def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_to
                 raise RuntimeError(f"continuation of the Jacobian spectrum stalled at lam = exp({u:.6g})")
             continue
         if not first and _quadrature_error(eq, check, z_new) > QUAD_TOL:
-            return _Support(u_hi, x_hi, u, None, True)
+            if h > 1e-6 * max(1.0, abs(u)):  # approach the resolution limit before giving up on this rule
+                h *= 0.25
+                continue
+            return _Support(u_hi, x_hi, u, None, True, (u, z, h, rho_prev, rho_max))
         rho = -eq.derivs(z_new)[3].imag / math.pi  # density in log lam
         if rel_imag < 1e-9 and not first:
             # back on the real axis: we passed a soft lower edge between u_new and u; solve for it
@@ -779,13 +794,15 @@ def jacobian_spectrum(activation, sigma_w2, sigma_b2, depth: int, weights: str =
             atoms.append((math.exp(depth * math.log(sigma_w2 * d_top)), top_mass))
             mass -= top_mass
     coarser: list[tuple[float, _Equation, float]] = []
+    tails: list[float] = []
+    support: _Support | None = None
     for level, (nodes, check_nodes) in enumerate(D2_RULES):
         if level:  # the walk met the resolution limit of the quadrature with mass left: refine the rule
             law = d2_law(activation, q, nodes_per_panel=nodes)
         eq = _make_equation(law, sigma_w2, depth, weights)
         coarse = d2_law(activation, q, nodes_per_panel=check_nodes)
         check = None if law.is_point_mass() else _make_equation(coarse, sigma_w2, depth, weights)
-        support = _locate_support(eq, check, mass, tail_tol)
+        support = _locate_support(eq, check, mass, tail_tol, resume=support)
         _check_representable(support.u_hi, depth, mean)
         # coarser rules resolved the part of the support above where their walks stopped: only the rest is traced
         # on this (more expensive) rule
@@ -793,8 +810,9 @@ def jacobian_spectrum(activation, sigma_w2, sigma_b2, depth: int, weights: str =
         soft_lo = support.x_lo is not None
         # mass conservation: what the grid does not carry lies below it
         tail_mass = 0.0 if soft_lo else max(0.0, mass - _integral_log(lam, np.where(ok, density, 0.0))[-1])
-        if not support.unresolved or tail_mass <= 1e-6:
-            break
+        if not support.unresolved or tail_mass <= 1e-6 or (level and tail_mass > 0.5 * tails[-1]):
+            break  # resolved, or a finer rule no longer halves the mass below the grid (refining is futile)
+        tails.append(tail_mass)
         coarser.append((support.u_lo, eq, support.x_hi))
     if not ok.all():
         bad = lam[~ok]
