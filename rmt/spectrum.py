@@ -71,8 +71,10 @@ LOG_LAM_FLOOR = math.log(1e-300)
 LOG_LAM_CEIL = math.log(1e300)
 NEWTON_TOL = 1e-13
 NEWTON_MAXIT = 60
-#: The grid stops where the core's error bound for M_{D^2} exceeds this (relative).
+#: A finer quadrature rule takes over where the core's error bound for M_{D^2} exceeds this (relative).
 QUAD_TOL = 1e-6
+#: On the finest useful rule the grid stops where that bound exceeds this (relative).
+QUAD_TOL_LAST = 1e-4
 
 # --------------------------------------------------------------------------------------------------------------------
 # numba kernels
@@ -307,12 +309,13 @@ def _quadrature_error(eq: _Equation, check: _Equation | None, z: complex) -> flo
 
 
 def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_tol: float,
-                    resume: _Support | None = None) -> _Support:
+                    resume: _Support | None = None, quad_tol: float = QUAD_TOL) -> _Support:
     """Walk down from the upper edge in ``u = log lam`` to a soft lower edge, the tail cutoff or the resolution limit.
 
     Returns the support; ``x_lo`` is None when there is no soft lower edge (grid cut at ``u_lo``). ``resume``: the
     support of a coarser rule whose walk stopped unresolved; the walk goes on from where that one stopped (the
-    coarser rule resolved everything above), with its upper edge.
+    coarser rule resolved everything above), with its upper edge. ``quad_tol``: the walk stops where the core's
+    error bound for ``M_{D^2}`` exceeds it.
     """
     first = True
     if resume is not None and resume.walk is not None:
@@ -342,7 +345,7 @@ def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_to
             if h < 1e-14 * max(1.0, abs(u)):
                 raise RuntimeError(f"continuation of the Jacobian spectrum stalled at lam = exp({u:.6g})")
             continue
-        if not first and _quadrature_error(eq, check, z_new) > QUAD_TOL:
+        if not first and _quadrature_error(eq, check, z_new) > quad_tol:
             if h > 1e-6 * max(1.0, abs(u)):  # approach the resolution limit before giving up on this rule
                 h *= 0.25
                 continue
@@ -806,12 +809,15 @@ def jacobian_spectrum(activation, sigma_w2, sigma_b2, depth: int, weights: str =
         _check_representable(support.u_hi, depth, mean)
         # coarser rules resolved the part of the support above where their walks stopped: only the rest is traced
         # on this (more expensive) rule
-        lam, density, ok = _density_on_grid(eq, support, num, coarser)
-        soft_lo = support.x_lo is not None
-        # mass conservation: what the grid does not carry lies below it
-        tail_mass = 0.0 if soft_lo else max(0.0, mass - _integral_log(lam, np.where(ok, density, 0.0))[-1])
-        if not support.unresolved or tail_mass <= 1e-6 or (level and tail_mass > 0.5 * tails[-1]):
-            break  # resolved, or a finer rule no longer halves the mass below the grid (refining is futile)
+        lam, density, ok, tail_mass = _density_and_tail(eq, support, num, coarser, mass)
+        if not support.unresolved or tail_mass <= 1e-6:
+            break
+        if level == len(D2_RULES) - 1 or (level and tail_mass > 0.5 * tails[-1]):
+            # a finer rule no longer halves the mass below the grid (refining is futile): go on with this rule to
+            # its looser bound (a soft lower edge inside the range of phi'^2 is only reached that way)
+            support = _locate_support(eq, check, mass, tail_tol, resume=support, quad_tol=QUAD_TOL_LAST)
+            lam, density, ok, tail_mass = _density_and_tail(eq, support, num, coarser, mass)
+            break
         tails.append(tail_mass)
         coarser.append((support.u_lo, eq, support.x_hi))
     if not ok.all():
@@ -821,7 +827,7 @@ def jacobian_spectrum(activation, sigma_w2, sigma_b2, depth: int, weights: str =
             RuntimeWarning, stacklevel=2,
         )
         density[~ok] = np.nan
-    lo = float(lam[0]) if soft_lo else 0.0
+    lo = float(lam[0]) if support.x_lo is not None else 0.0
     return JacobianSpectrum(lam, density, (lo, float(lam[-1])), mean, variance, tuple(atoms), tail_mass, q_reported,
                             params)
 
@@ -955,6 +961,15 @@ def _density_on_grid(eq: _Equation, support: _Support, num: int,
     if soft_lo:
         density[0] = 0.0
     return lam, density, ok
+
+
+def _density_and_tail(eq: _Equation, support: _Support, num: int, coarser: list, mass: float):
+    """``(lam, density, ok, tail_mass)``: :func:`_density_on_grid` and the continuous mass below the grid (mass
+    conservation: what the grid does not carry lies below it; 0 with a soft lower edge)."""
+    lam, density, ok = _density_on_grid(eq, support, num, coarser)
+    soft_lo = support.x_lo is not None
+    tail_mass = 0.0 if soft_lo else max(0.0, mass - _integral_log(lam, np.where(ok, density, 0.0))[-1])
+    return lam, density, ok, tail_mass
 
 
 def _integral_log(lam: np.ndarray, density: np.ndarray) -> np.ndarray:
