@@ -193,18 +193,38 @@ def _trace(us, z0, u0, d, w, L, a, log_sw2, tol, maxit, max_halvings):
 
 
 @numba.njit(cache=True)
-def _real_critical_point(x0, d, w, L, a, log_sw2, tol, maxit):
-    """Newton on ``F'(x) = 0`` along the real axis from ``x0`` (a soft edge); returns ``(x, converged)``."""
+def _real_critical_point(x0, lo, hi, d, w, L, a, log_sw2, tol, maxit):
+    """Newton on ``F'(x) = 0`` along the real axis from ``x0``; returns ``(x, converged)``.
+
+    With a finite bracket ``lo < hi`` (``F'`` of opposite signs at its ends) the iterate stays inside it: a step that
+    leaves the bracket, or a flat ``F''``, is replaced by bisection, and the bracket shrinks around the sign change
+    (a safeguarded Newton, as ``brentq`` without importing scipy.optimize). Without one (``lo = -inf`` or
+    ``hi = inf``: a soft edge near ``x0``) steps are limited to half of ``|x|``."""
+    bracketed = math.isfinite(lo) and math.isfinite(hi)
+    g_lo = _f_derivs(complex(lo, 0.0), d, w, L, a, log_sw2)[1].real if bracketed else 0.0
     x = x0
     for _ in range(maxit):
         _, f1, f2, _ = _f_derivs(complex(x, 0.0), d, w, L, a, log_sw2)
+        g = f1.real
+        if bracketed:
+            if g == 0.0:
+                return x, True
+            if (g > 0.0) == (g_lo > 0.0):
+                lo, g_lo = x, g
+            else:
+                hi = x
         if f2.real == 0 or not np.isfinite(f2.real):
-            return x, False
-        dx = -f1.real / f2.real
-        if x != 0 and abs(dx) > 0.5 * abs(x):
-            dx = 0.5 * abs(x) * np.sign(dx)
-        x_new = x + dx
-        if abs(x_new - x) <= tol * abs(x_new):
+            if not bracketed:
+                return x, False
+            x_new = 0.5 * (lo + hi)
+        else:
+            dx = -g / f2.real
+            if not bracketed and x != 0 and abs(dx) > 0.5 * abs(x):
+                dx = 0.5 * abs(x) * np.sign(dx)
+            x_new = x + dx
+            if bracketed and not lo < x_new < hi:
+                x_new = 0.5 * (lo + hi)
+        if abs(x_new - x) <= tol * abs(x_new) or (bracketed and hi - lo <= tol * abs(hi)):
             return x_new, True
         x = x_new
     return x, False
@@ -248,12 +268,7 @@ def _make_equation(law: D2Law, sigma_w2: float, depth: int, weights: str) -> _Eq
 
 def _upper_edge(eq: _Equation) -> tuple[float, float]:
     """``(x_hi, u_hi)``: the first critical point of ``F`` on the real axis coming down from ``+inf``."""
-    from scipy.optimize import brentq  # noqa: PLC0415 (lazy: scipy.optimize is slow to import)
-
     d_top = float(np.max(eq.d))
-
-    def f1(x):
-        return eq.derivs(x)[1].real
 
     xs = d_top + d_top * np.logspace(-12, 9, 1500)
     f1s = _derivs_many(xs.astype(np.complex128), *eq.args)[0].real
@@ -273,13 +288,17 @@ def _upper_edge(eq: _Equation) -> tuple[float, float]:
         if idx.size == 0:
             raise RuntimeError("no upper spectral edge found: F'(x) has no zero on the real axis above max phi'^2")
     i = idx[-1]
-    x_hi = brentq(f1, xs[i], xs[i + 1], xtol=1e-15 * xs[i + 1], rtol=1e-15)
+    x_hi, _ = _real_critical_point(0.5 * (xs[i] + xs[i + 1]), xs[i], xs[i + 1], *eq.args, 1e-15, 200)
     return x_hi, eq.derivs(x_hi)[0].real
 
 
 def _edge_start(eq: _Equation, x_e: float, u_e: float, u: float) -> complex:
     """Newton start at ``u`` next to the edge ``(x_e, u_e)``: ``F ~ u_e + F''(x_e) (z - x_e)^2 / 2``, ``Im z > 0``."""
     f2 = eq.derivs(x_e)[2].real
+    if not f2 > 0.0:
+        # F'' > 0 at an upper edge; an edge on an atom of D^2 (ReLU, orthogonal, depth 2: F is analytic there but
+        # its sum cancels poles of size 1/(x - d)) loses F'' to rounding: take it just off the axis
+        f2 = eq.derivs(complex(x_e, 1e-4 * abs(x_e)))[2].real
     root = np.sqrt(complex(2.0 * (u - u_e) / f2))
     return complex(x_e + root.real, abs(root.imag))
 
@@ -353,7 +372,8 @@ def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_to
         rho = -eq.derivs(z_new)[3].imag / math.pi  # density in log lam
         if rel_imag < 1e-9 and not first:
             # back on the real axis: we passed a soft lower edge between u_new and u; solve for it
-            x_lo, ok = _real_critical_point(z.real, *eq.args, 1e-15, 100)
+            x_lo, ok = _real_critical_point(z.real, -math.inf, math.inf, *eq.args, 1e-15, 100)
+            ok = ok and not np.any(eq.d == x_lo)
             u_lo = eq.derivs(x_lo)[0].real if ok else math.nan
             if not ok or not (u_new - 1e-9 <= u_lo <= u + 1e-9):
                 h *= 0.5
@@ -363,10 +383,13 @@ def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_to
             return _Support(u_hi, x_hi, u_lo, x_lo)
         first = False
         rho_max = max(rho_max, rho)
-        if rho < 0.05 * rho_max:
-            # possibly next to a soft lower edge: try the real critical point near Re z
-            x_lo, ok = _real_critical_point(z_new.real, *eq.args, 1e-15, 100)
-            if ok:
+        # rho^2 falls linearly to 0 at a soft edge: extrapolated, where does it reach 0?
+        reach = rho * rho * (u - u_new) / (rho_prev * rho_prev - rho * rho) if rho_prev > rho else math.inf
+        if rho < 0.05 * rho_max and reach < 4 * h:
+            # possibly next to a soft lower edge: try the real critical point near Re z (not in a tail, where
+            # the density decays without reaching 0: every probe there failed, at up to 100 Newton steps each)
+            x_lo, ok = _real_critical_point(z_new.real, -math.inf, math.inf, *eq.args, 1e-15, 100)
+            if ok and not np.any(eq.d == x_lo):  # (Newton may stop on an atom, a pole of m)
                 f_lo, _, f2_lo, _ = eq.derivs(x_lo)
                 u_lo = f_lo.real
                 predicted = 2.0 * (u_new - u_lo) / f2_lo.real if f2_lo.real != 0 else -1.0

@@ -113,3 +113,14 @@ def test_sampled_networks_match_the_refined_cases(activation, weights, depth):
           for width in (200, 800)]
     assert ks[1] < 0.03
     assert ks[1] < ks[0]
+
+
+def test_upper_edge_on_an_atom_of_d2():
+    # ReLU, orthogonal, depth 2: J J^T = sigma_w2^2 P1 P2 P1 for free projections of trace 1/2: an atom 1/2 at 0 and
+    # the arcsine law 1 / (2 pi sqrt(lam (4 - lam))) (sigma_w2 = 2). Its upper edge is a critical point of F exactly
+    # on the atom d = 1 of D^2, where the sums cancel poles (the solver failed there: division by zero / stall)
+    result = jacobian_spectrum("relu", 2.0, 0.05, 2, "orthogonal", num=400)
+    assert result.atoms == ((0.0, 0.5),)
+    assert result.support[1] == pytest.approx(4.0, rel=1e-12)
+    lam = result.lam[1:-1]
+    np.testing.assert_allclose(result.density[1:-1], 1.0 / (2.0 * np.pi * np.sqrt(lam * (4.0 - lam))), rtol=1e-9)
