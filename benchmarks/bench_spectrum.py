@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -93,10 +94,14 @@ def cases(quick: bool):
                 yield activation, sigma_w2, 0.05, depth, weights
 
 
-def cold(code: list[str]) -> float:
+def cold(code: list[str]) -> str:
+    """Wall and CPU (user + system) seconds of a fresh ``python`` process running ``code``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, *code], check=True, capture_output=True)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return f"{wall:.2f} s (cpu {after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime:.2f} s)"
 
 
 def main() -> None:
@@ -109,11 +114,11 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     cli = ["-m", "rmt", "spectrum", "--sigma-w2", "1.76", "--sigma-b2", "0.05", "--depth", "100", "--weights",
            "orthogonal"]
-    print(f"cold `import rmt`: {cold(['-c', 'import rmt']):.2f} s; "
-          f"cold `python -m rmt spectrum` (tanh, depth 100, orthogonal): {cold(cli):.2f} s")
+    print(f"cold `import rmt`: {cold(['-c', 'import rmt'])}; "
+          f"cold `python -m rmt spectrum` (tanh, depth 100, orthogonal): {cold(cli)}")
     rmt.jacobian_spectrum("tanh", 1.5, 0.05, 10, "orthogonal", num=100)  # JIT warm-up (compilation or cache load)
     rmt.jacobian_spectrum("tanh", 1.5, 0.05, 10, "gaussian", num=100)
-    print(f"{'case':<44} {'solver (s)':>10} {'baseline (s)':>12} {'speed-up':>8} {'agree 1e-6':>10}")
+    print(f"{'case':<44} {'solver (s)':>10} {'cpu (s)':>8} {'baseline (s)':>12} {'speed-up':>8} {'agree 1e-6':>10}")
     worst = 0.0
     for activation, sigma_w2, sigma_b2, depth, weights in cases(args.quick):
         label = f"{activation} sw2={sigma_w2:.4g} {weights} L={depth}"
@@ -122,13 +127,13 @@ def main() -> None:
             warnings.simplefilter("ignore")
             try:
                 for _ in range(2):
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     result = rmt.jacobian_spectrum(activation, sigma_w2, sigma_b2, depth, weights, num=args.num)
-                    times.append(time.perf_counter() - t0)
+                    times.append((time.perf_counter() - t0, time.process_time() - c0))
             except (ValueError, RuntimeError, ArithmeticError) as exc:
                 print(f"{label:<44} failed: {exc}")
                 continue
-        best = min(times)
+        best, cpu = min(times)
         worst = max(worst, best)
         base_text = agree_text = speed = "-"
         if result.lam.size and depth <= args.baseline_max_depth and result.params.get("depth") == depth:
@@ -149,7 +154,7 @@ def main() -> None:
                 base_text = f"{t_base:.3f}"
                 speed = f"{t_base / best:.1f}x"
                 agree_text = f"{100 * np.mean(rel < 1e-6) * ok.mean():.1f}%"
-        print(f"{label:<44} {best:>10.3f} {base_text:>12} {speed:>8} {agree_text:>10}")
+        print(f"{label:<44} {best:>10.3f} {cpu:>8.3f} {base_text:>12} {speed:>8} {agree_text:>10}", flush=True)
     print(f"slowest warm case: {worst:.3f} s (target < 0.2 s on a quiet machine)")
 
     if args.sample:
