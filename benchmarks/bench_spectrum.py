@@ -4,10 +4,14 @@
    and orthogonal weights; depth 1 to 10^4; tanh and erf at their critical ``sigma_w2`` for ``sigma_b2 = 0.05``), warm
    (best of 2 after a JIT warm-up call), each beside a plain per-point baseline measured in the same run on the same
    grid: for each ``lam``, ``scipy.optimize.newton`` (complex) on ``F(z) = log lam`` (mod 2 pi i) with
-   ``F(z) = a log(1 + m) + (L - 1) log m + L log(sigma_w2 z)``, ``m = M_{D^2}(z)`` summed in numpy over the same
-   quadrature nodes (``rmt.d2_law``), seeded by the previous point's root (the first one by the quadratic expansion at
-   the baseline's own upper edge). Both must agree on the density (the share of points within 1e-6 is printed).
-   ``--baseline-max-depth`` limits the (slow) baseline.
+   ``F(z) = a log(1 + m) + (L - 1) log m + L log(sigma_w2 z)``, ``m = M_{D^2}(z)`` summed in numpy over the nodes of
+   the finest rule the solver may use (``rmt.d2_law`` with ``D2_RULES[-1]``, 64x the core's nodes per panel: the core
+   rule alone is off by up to 100% where ``z`` comes close to the range of ``phi'^2``), seeded by the tangent
+   predictor from the previous point's root (the first one by the quadratic expansion at the baseline's own upper
+   edge; seeding with the previous root itself jumped to non-physical roots deep in the tail, 3e-4 off, erf). Both
+   must agree on the density (the share of points within 1e-6 is printed; next to a soft edge the density is
+   ill-conditioned and the solver's coarser rule can differ by a few 1e-6 there). ``--baseline-max-depth`` limits the
+   (slow) baseline. Wall and CPU seconds are printed (on a loaded machine the CPU time is the better figure).
 2. ``import rmt`` and a cold ``python -m rmt spectrum`` in fresh processes.
 3. Optionally (``--sample``) the sampled spectrum of a width-1024, depth-256 tanh network (QR accumulation).
 
@@ -36,6 +40,7 @@ from rmt.transforms import D2_RULES
 
 def baseline_density(lam: np.ndarray, law, sigma_w2: float, depth: int, weights: str) -> np.ndarray:
     """Per-point ``scipy.optimize.newton`` (complex, numpy sums over the nodes, no JIT) on the same equation."""
+    law = law.merged()  # equal atoms (even phi'^2) once: same sums, half the work
     d, w = law.values, law.weights
     c = w * d
     a = 1.0 - depth if weights == "orthogonal" else 1.0
