@@ -85,7 +85,7 @@ NEWTON_TOL = 1e-13
 NEWTON_MAXIT = 60
 #: A finer quadrature rule takes over where the core's error bound for M_{D^2} exceeds this (relative).
 QUAD_TOL = 1e-6
-#: On the finest useful rule, next to a soft lower edge, the grid stops where that bound exceeds this (relative).
+#: On the finest useful rule the grid stops where that bound exceeds this (relative).
 QUAD_TOL_LAST = 1e-4
 #: Quadrature rules for D^2 with more (merged) atoms than this are not used (sums over them cost too much).
 MAX_ATOMS = 40_000
@@ -307,7 +307,10 @@ def _upper_edge(eq: _Equation) -> tuple[float, float]:
             raise RuntimeError("no upper spectral edge found: F'(x) has no zero on the real axis above max phi'^2")
     i = idx[-1]
     x_hi, _ = _real_critical_point(0.5 * (xs[i] + xs[i + 1]), xs[i], xs[i + 1], *eq.args, 1e-15, 200)
-    return x_hi, eq.derivs(x_hi)[0].real
+    u_hi = eq.derivs(x_hi)[0].real
+    # rounded outward by the rounding of F (a few ulp): the top grid point, whose density is 0, is never inside the
+    # support (linear Gaussian depth 1: F(2) = log 4 came out 1 ulp low, where Marchenko-Pastur is 2e-9, not 0)
+    return x_hi, u_hi + 4e-16 * max(1.0, abs(u_hi))
 
 
 def _edge_start(eq: _Equation, x_e: float, u_e: float, u: float) -> complex:
@@ -328,9 +331,7 @@ class _Support:
     u_lo: float
     x_lo: float | None  # None: no soft lower edge (the density reaches lam -> 0; grid cut at u_lo)
     unresolved: bool = False  # the walk stopped where the quadrature no longer resolves M_{D^2}
-    #: (u, z, h, rho, rho_max, reach) where an unresolved walk stopped (resumed on a finer rule); ``reach``: distance in
-    #: ``u`` below which the density, extrapolated as at a soft edge (``rho^2`` linear), reaches 0
-    walk: tuple | None = None
+    walk: tuple | None = None  # (u, z, h, rho, rho_max) where an unresolved walk stopped (resumed on a finer rule)
 
 
 def _quadrature_error(eq: _Equation, check: _Equation | None, z: complex) -> float:
@@ -359,7 +360,7 @@ def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_to
     first = True
     if resume is not None and resume.walk is not None:
         x_hi, u_hi = resume.x_hi, resume.u_hi
-        u, z, h, rho_prev, rho_max, reach = resume.walk
+        u, z, h, rho_prev, rho_max = resume.walk
         z, conv, _ = eq.newton(u, z)
         z = z.conjugate() if z.imag < 0 else z
         first = not conv
@@ -369,7 +370,6 @@ def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_to
         u, z = u_hi, complex(x_hi)
         rho_prev = 0.0
         rho_max = 0.0
-        reach = math.inf
     while True:
         u_new = max(u - h, LOG_LAM_FLOOR)
         guess = _edge_start(eq, x_hi, u_hi, u_new) if first else z + (u_new - u) / eq.derivs(z)[1]
@@ -389,7 +389,7 @@ def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_to
             if h > 1e-6 * max(1.0, abs(u)):  # approach the resolution limit before giving up on this rule
                 h *= 0.25
                 continue
-            return _Support(u_hi, x_hi, u, None, True, (u, z, h, rho_prev, rho_max, reach))
+            return _Support(u_hi, x_hi, u, None, True, (u, z, h, rho_prev, rho_max))
         rho = -eq.derivs(z_new)[3].imag / math.pi  # density in log lam
         if rel_imag < 1e-9 and not first:
             # back on the real axis: we passed a soft lower edge between u_new and u; solve for it
@@ -859,11 +859,10 @@ def jacobian_spectrum(activation, sigma_w2, sigma_b2, depth: int, weights: str =
         last = level == len(D2_RULES) - 1 or eq.d.size * D2_RULES[level + 1][0] > MAX_ATOMS * nodes
         if last or (level and tail_mass > 0.5 * tails[-1] and tail_mass < 1e-3):
             # the finest affordable rule, or a finer rule no longer halves a small mass below the grid (refining is
-            # futile). Next to a soft lower edge inside the range of phi'^2 (density extrapolating to 0 within 5%
-            # of the support in log lam) go on with this rule to its looser bound: the edge is only reached that way
-            if support.walk[5] < 0.05 * (support.u_hi - support.walk[0]):
-                support = _locate_support(eq, check, mass, tail_tol, resume=support, quad_tol=QUAD_TOL_LAST)
-                lam, density, ok, tail_mass = _density_and_tail(eq, support, num, coarser, mass)
+            # futile): go on with this rule to its looser bound (a soft lower edge inside the range of phi'^2 is
+            # only reached that way)
+            support = _locate_support(eq, check, mass, tail_tol, resume=support, quad_tol=QUAD_TOL_LAST)
+            lam, density, ok, tail_mass = _density_and_tail(eq, support, num, coarser, mass)
             break
         tails.append(tail_mass)
         coarser.append((support.u_lo, eq, support.x_hi))
