@@ -4,10 +4,14 @@
    and orthogonal weights; depth 1 to 10^4; tanh and erf at their critical ``sigma_w2`` for ``sigma_b2 = 0.05``), warm
    (best of 2 after a JIT warm-up call), each beside a plain per-point baseline measured in the same run on the same
    grid: for each ``lam``, ``scipy.optimize.newton`` (complex) on ``F(z) = log lam`` (mod 2 pi i) with
-   ``F(z) = a log(1 + m) + (L - 1) log m + L log(sigma_w2 z)``, ``m = M_{D^2}(z)`` summed in numpy over the same
-   quadrature nodes (``rmt.d2_law``), seeded by the previous point's root (the first one by the quadratic expansion at
-   the baseline's own upper edge). Both must agree on the density (the share of points within 1e-6 is printed).
-   ``--baseline-max-depth`` limits the (slow) baseline.
+   ``F(z) = a log(1 + m) + (L - 1) log m + L log(sigma_w2 z)``, ``m = M_{D^2}(z)`` summed in numpy over the nodes of
+   the finest rule the solver may use (``rmt.d2_law`` with ``D2_RULES[-1]``, 64x the core's nodes per panel: the core
+   rule alone is off by up to 100% where ``z`` comes close to the range of ``phi'^2``), seeded by the tangent
+   predictor from the previous point's root (the first one by the quadratic expansion at the baseline's own upper
+   edge; seeding with the previous root itself jumped to non-physical roots deep in the tail, 3e-4 off, erf). Both
+   must agree on the density (the share of points within 1e-6 is printed; next to a soft edge the density is
+   ill-conditioned and the solver's coarser rule can differ by a few 1e-6 there). ``--baseline-max-depth`` limits the
+   (slow) baseline. Wall and CPU seconds are printed (on a loaded machine the CPU time is the better figure).
 2. ``import rmt`` and a cold ``python -m rmt spectrum`` in fresh processes.
 3. Optionally (``--sample``) the sampled spectrum of a width-1024, depth-256 tanh network (QR accumulation).
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -30,10 +35,12 @@ from scipy import optimize
 
 import meanfield
 import rmt
+from rmt.transforms import D2_RULES
 
 
 def baseline_density(lam: np.ndarray, law, sigma_w2: float, depth: int, weights: str) -> np.ndarray:
     """Per-point ``scipy.optimize.newton`` (complex, numpy sums over the nodes, no JIT) on the same equation."""
+    law = law.merged()  # equal atoms (even phi'^2) once: same sums, half the work
     d, w = law.values, law.weights
     c = w * d
     a = 1.0 - depth if weights == "orthogonal" else 1.0
@@ -65,15 +72,19 @@ def baseline_density(lam: np.ndarray, law, sigma_w2: float, depth: int, weights:
         return complex(e.real, (e.imag + math.pi) % (2 * math.pi) - math.pi)
 
     z = complex(x_e, math.sqrt(max(2.0 * (u_e - math.log(lam[-1])) / f2, 0.0)))
+    u_prev = None
     density = np.empty(lam.size)
     for i in range(lam.size - 1, -1, -1):  # from the top, each point seeded by the previous one
+        u = math.log(lam[i])
+        seed = z if u_prev is None else z + (u - u_prev) / f1(z)  # tangent predictor: stays on the physical root
+        seed = seed.conjugate() if seed.imag < 0 else seed
         try:
-            z = optimize.newton(residual, z, fprime=lambda z, _: f1(z), args=(math.log(lam[i]),), tol=1e-14,
-                                rtol=1e-11, maxiter=100)
+            z_new = optimize.newton(residual, seed, fprime=lambda z, _: f1(z), args=(u,), tol=1e-14,
+                                    rtol=1e-11, maxiter=100)
         except (RuntimeError, ZeroDivisionError):
             density[i] = np.nan
             continue
-        z = z.conjugate() if z.imag < 0 else z
+        z, u_prev = (z_new.conjugate() if z_new.imag < 0 else z_new), u
         density[i] = max(-np.sum(c / (z - d)).imag, 0.0) / (math.pi * lam[i])
     return density
 
@@ -88,10 +99,14 @@ def cases(quick: bool):
                 yield activation, sigma_w2, 0.05, depth, weights
 
 
-def cold(code: list[str]) -> float:
+def cold(code: list[str]) -> str:
+    """Wall and CPU (user + system) seconds of a fresh ``python`` process running ``code``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, *code], check=True, capture_output=True)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return f"{wall:.2f} s (cpu {after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime:.2f} s)"
 
 
 def main() -> None:
@@ -104,11 +119,11 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     cli = ["-m", "rmt", "spectrum", "--sigma-w2", "1.76", "--sigma-b2", "0.05", "--depth", "100", "--weights",
            "orthogonal"]
-    print(f"cold `import rmt`: {cold(['-c', 'import rmt']):.2f} s; "
-          f"cold `python -m rmt spectrum` (tanh, depth 100, orthogonal): {cold(cli):.2f} s")
+    print(f"cold `import rmt`: {cold(['-c', 'import rmt'])}; "
+          f"cold `python -m rmt spectrum` (tanh, depth 100, orthogonal): {cold(cli)}")
     rmt.jacobian_spectrum("tanh", 1.5, 0.05, 10, "orthogonal", num=100)  # JIT warm-up (compilation or cache load)
     rmt.jacobian_spectrum("tanh", 1.5, 0.05, 10, "gaussian", num=100)
-    print(f"{'case':<44} {'solver (s)':>10} {'baseline (s)':>12} {'speed-up':>8} {'agree 1e-6':>10}")
+    print(f"{'case':<44} {'solver (s)':>10} {'cpu (s)':>8} {'baseline (s)':>12} {'speed-up':>8} {'agree 1e-6':>10}")
     worst = 0.0
     for activation, sigma_w2, sigma_b2, depth, weights in cases(args.quick):
         label = f"{activation} sw2={sigma_w2:.4g} {weights} L={depth}"
@@ -117,17 +132,17 @@ def main() -> None:
             warnings.simplefilter("ignore")
             try:
                 for _ in range(2):
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     result = rmt.jacobian_spectrum(activation, sigma_w2, sigma_b2, depth, weights, num=args.num)
-                    times.append(time.perf_counter() - t0)
+                    times.append((time.perf_counter() - t0, time.process_time() - c0))
             except (ValueError, RuntimeError, ArithmeticError) as exc:
                 print(f"{label:<44} failed: {exc}")
                 continue
-        best = min(times)
+        best, cpu = min(times)
         worst = max(worst, best)
         base_text = agree_text = speed = "-"
         if result.lam.size and depth <= args.baseline_max_depth and result.params.get("depth") == depth:
-            law = rmt.d2_law(activation, result.params["q"])
+            law = rmt.d2_law(activation, result.params["q"], nodes_per_panel=D2_RULES[-1][0])
             grid = result.lam[:-1] if result.support[0] == 0.0 else result.lam[1:-1]
             ours = result.density[:-1] if result.support[0] == 0.0 else result.density[1:-1]
             t0 = time.perf_counter()
@@ -144,7 +159,7 @@ def main() -> None:
                 base_text = f"{t_base:.3f}"
                 speed = f"{t_base / best:.1f}x"
                 agree_text = f"{100 * np.mean(rel < 1e-6) * ok.mean():.1f}%"
-        print(f"{label:<44} {best:>10.3f} {base_text:>12} {speed:>8} {agree_text:>10}")
+        print(f"{label:<44} {best:>10.3f} {cpu:>8.3f} {base_text:>12} {speed:>8} {agree_text:>10}", flush=True)
     print(f"slowest warm case: {worst:.3f} s (target < 0.2 s on a quiet machine)")
 
     if args.sample:

@@ -167,10 +167,11 @@ class LayeredEquation:
             key = (id(laws[layer]), r)
             if key not in keys:
                 keys[key] = len(self.d)
-                keep = laws[layer].values > 0  # atoms at 0 do not enter M(z)
-                self.d.append(laws[layer].values[keep])
-                self.w.append(laws[layer].weights[keep])
-                self.w0.append(float(laws[layer].weights[~keep].sum()))
+                law = laws[layer].merged()  # equal atoms (even phi'^2) summed once
+                keep = law.values > 0  # atoms at 0 do not enter M(z)
+                self.d.append(law.values[keep])
+                self.w.append(law.weights[keep])
+                self.w0.append(float(law.weights[~keep].sum()))
                 self.r.append(r)
             self.group_of[layer] = keys[key]
         self.r = np.array(self.r)

@@ -53,7 +53,7 @@ __all__ = [
 
 #: (nodes per panel, check nodes per panel) of the core's rule, from its default to finer ones that resolve transforms
 #: of D^2 closer to the real axis; the first is the core's own pair (gaussian_nodes and its error check).
-D2_RULES = ((GL_NODES, GL_NODES_CHECK), (4 * GL_NODES, 4 * GL_NODES_CHECK), (16 * GL_NODES, 16 * GL_NODES_CHECK))
+D2_RULES = tuple((k * GL_NODES, k * GL_NODES_CHECK) for k in (1, 4, 16, 64))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -186,6 +186,18 @@ class D2Law:
         """``mu_j = E[phi'(h)^(2j)]`` for ``j = 1..k``, shape ``(k,)``."""
         powers = self.values[None, :] ** np.arange(1, k + 1)[:, None]
         return powers @ self.weights
+
+    def merged(self) -> D2Law:
+        """The same law with atoms of equal value combined (weights added), sorted by value.
+
+        ``phi'^2`` is even for tanh, erf, sigmoid, ... and the core's rule is symmetric, so half the atoms repeat:
+        every Stieltjes sum over the merged law (:func:`stieltjes_sums`) costs half as much. Values within 4 ulp are
+        taken as equal (they differ by rounding only)."""
+        order = np.argsort(self.values, kind="stable")
+        d, w = self.values[order], self.weights[order]
+        new = np.concatenate([[True], np.diff(d) > 8.9e-16 * np.abs(d[1:])])
+        starts = np.nonzero(new)[0]
+        return D2Law(values=d[starts], weights=np.add.reduceat(w, starts), q=self.q, activation=self.activation)
 
     def is_point_mass(self, rtol: float = 1e-12) -> bool:
         """True when ``phi'(h)^2`` takes one value (linear activation; ``|x|``-like activations)."""
@@ -367,7 +379,38 @@ def stieltjes_sums(z, d, w):
     """``(M, M', M'', G)`` at complex ``z`` of the atomic law with atoms ``d > 0`` and weights ``w``:
     ``M(z) = sum w d / (z - d)`` (the moment generating function ``E[t / (z - t)]``), its first two ``z``-derivatives,
     and ``G(z) = sum w / (z - d)`` (so that ``1 + M = z G`` without cancellation). Shared by the square solver
-    (:mod:`rmt.spectrum`) and the layered one (:mod:`rmt.layers`)."""
+    (:mod:`rmt.spectrum`) and the layered one (:mod:`rmt.layers`).
+
+    Summed in real arithmetic, ``1 / (z - d) = (x - d - i y) / ((x - d)^2 + y^2)`` (a loop the compiler vectorises,
+    about 5x faster than complex division); where some ``|z - d|^2`` leaves the normal float64 range (``z`` within
+    ``1e-145`` of an atom, or beyond ``1e145``) the sums are redone with complex division, which scales."""
+    x = z.real
+    y = z.imag
+    y2 = y * y
+    gr = gi = mr = mi = m1r = m1i = m2r = m2i = 0.0
+    lo = np.inf
+    hi = 0.0
+    for i in range(d.shape[0]):
+        a = x - d[i]
+        den = a * a + y2
+        lo = min(lo, den)
+        hi = max(hi, den)
+        rr = a / den
+        ri = -y / den
+        gr += w[i] * rr
+        gi += w[i] * ri
+        tr = w[i] * d[i] * rr
+        ti = w[i] * d[i] * ri
+        mr += tr
+        mi += ti
+        t2r = tr * rr - ti * ri
+        t2i = tr * ri + ti * rr
+        m1r -= t2r
+        m1i -= t2i
+        m2r += 2.0 * (t2r * rr - t2i * ri)
+        m2i += 2.0 * (t2r * ri + t2i * rr)
+    if lo > 1e-290 and hi < 1e290:
+        return complex(mr, mi), complex(m1r, m1i), complex(m2r, m2i), complex(gr, gi)
     g0 = 0j
     m = 0j
     m1 = 0j
