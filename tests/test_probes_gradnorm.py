@@ -168,3 +168,6 @@ def test_modulation_keeps_a_deep_plain_net_training_where_the_unmodulated_one_di
     assert np.isfinite(modulated.train_loss.iloc[len(init_mod):]).all() and np.isfinite(modulated.loss).all()
     summary = summarize_gradnorm(pd.concat([plain, modulated]))
     assert summary["plain/orthonormal"]["diverged"] and not summary["plain-modulated/orthonormal"]["diverged"]
+    # a part saved before the training columns existed is summarised without them, not as diverged
+    older = summarize_gradnorm(pd.concat([plain, modulated.drop(columns=["train_loss", "train_accuracy"])]))
+    assert older["plain/orthonormal"]["diverged"] and "diverged" not in older["plain-modulated/orthonormal"]

@@ -282,11 +282,15 @@ def summarize_gradnorm(result: pd.DataFrame) -> dict:
     for (v, r), run in result.groupby(["variant", "regularizer"], sort=False):
         first, last = run[run.step == run.step.min()], run[run.step == run.step.max()]
         entry = {"final_test_accuracy": float(last.test_accuracy.iloc[0]), "final_loss": float(last.loss.iloc[0])}
-        if "train_loss" in run:  # absent in results saved before the column existed
-            per_step = run.groupby("step", sort=True).train_loss.first()
-            entry["final_train_loss"] = float(per_step.iloc[-1])
-            entry["final_train_accuracy"] = float(run.groupby("step", sort=True).train_accuracy.first().iloc[-1])
-            entry["diverged"] = bool(not np.isfinite(per_step.iloc[1:]).all() or not np.isfinite(last.loss).all())
+        per_step = run.groupby("step", sort=True)
+        hits = per_step.train_accuracy.first() if "train_accuracy" in run else None
+        # parts saved before these columns existed have none (NaN after concatenation); a diverged run has NaN
+        # losses but finite accuracies
+        if hits is not None and np.isfinite(hits.iloc[1:]).all():
+            losses = per_step.train_loss.first()
+            entry["final_train_loss"] = float(losses.iloc[-1])
+            entry["final_train_accuracy"] = float(hits.iloc[-1])
+            entry["diverged"] = bool(not np.isfinite(losses.iloc[1:]).all() or not np.isfinite(last.loss).all())
         for kind in sorted(run.kind.unique()):
             for name, part in (("init", first), ("final", last)):
                 vals = np.abs(np.log(part[part.kind == kind].ratio.to_numpy()))
