@@ -1,5 +1,5 @@
 """GPU settings of the probes (issue 12): paper 002's speed comparison, gradnorm on ResNets with and without the
-Procrustes step, and paper 000's modulation on a 55-layer plain net, sized to run in about 2 minutes on one GPU
+Procrustes step, and paper 000's modulation on 73- and 109-layer plain nets, sized to run in a few minutes on one GPU
 (an estimate: not measured on a GPU yet); ``--smoke`` runs a tiny version on CPU in seconds.
 
 To be appended to ``benchmarks/gpu_suite.py`` (hd) as one step (imported by path, like the other benchmarks)::
@@ -9,7 +9,7 @@ To be appended to ``benchmarks/gpu_suite.py`` (hd) as one step (imported by path
     gpu_probes.main(out_dir / "probes", device="cuda")
 
 or run directly: ``python benchmarks/gpu_probes.py --out DIR [--device cuda] [--smoke]``. Each part writes a resumable
-directory (``DIR/speed``, ``DIR/gradnorm``, ``DIR/modulation``); the wall time of each part goes to
+directory (``DIR/speed``, ``DIR/gradnorm``, ``DIR/modulation/depth=D,seed=S``); the wall time of each part goes to
 ``DIR/timings.json``.
 """
 
@@ -29,19 +29,21 @@ GPU = {
     "gradnorm": dict(variants=("plain", "resnet", "procresnet"), regularizers=("l2",), per_stage=9,
                      widths=(16, 32, 64), steps=600, record_every=50, batch_size=128, lr=0.05,
                      procrustes_every=10, data="mnist-sample"),
-    # paper 000: a 55-layer plain Conv-BN-ReLU net with orthonormality, with and without modulation
-    "modulation": dict(variants=("plain", "plain-modulated"), regularizers=("orthonormal",), per_stage=18,
-                       widths=(16, 32, 64), steps=600, record_every=50, batch_size=128, lr=0.05,
-                       modulate_iterations=100, data="mnist-sample"),
+    # paper 000: 73- and 109-layer plain Conv-BN-ReLU nets with orthonormality, with and without modulation, two
+    # seeds each (on CPU, digits, widths 8-16-32, 400 steps: the unmodulated 73-layer net diverges in the first steps
+    # on every seed, the modulated one trains; docs/probes.md)
+    "modulation": dict(variants=("plain", "plain-modulated"), regularizers=("orthonormal",), per_stage=(24, 36),
+                       seeds=(0, 1), widths=(16, 32, 64), steps=1000, record_every=50, batch_size=128, lr=0.05,
+                       modulate_iterations=200, data="mnist-sample"),
 }
 SMOKE = {
     "speed": dict(depth=4, channels=4, steps=4, batch_size=16, lr=0.002, momentum=0.9, num_evals=2, eval_size=64,
                   data="digits"),
     "gradnorm": dict(variants=("resnet", "procresnet"), regularizers=("l2",), per_stage=1, widths=(4, 8), steps=4,
                      record_every=2, batch_size=16, lr=0.05, procrustes_every=2, data="digits"),
-    "modulation": dict(variants=("plain", "plain-modulated"), regularizers=("orthonormal",), per_stage=1,
-                       widths=(4, 8), steps=4, record_every=2, batch_size=16, lr=0.05, modulate_iterations=2,
-                       data="digits"),
+    "modulation": dict(variants=("plain", "plain-modulated"), regularizers=("orthonormal",), per_stage=(1,),
+                       seeds=(0,), widths=(4, 8), steps=4, record_every=2, batch_size=16, lr=0.05,
+                       modulate_iterations=2, data="digits"),
 }
 
 
@@ -58,6 +60,7 @@ def main(out_dir, device: str = "cuda", smoke: bool = False) -> dict:
     smoke : bool
         Tiny settings (seconds on CPU) that exercise the same code.
     """
+    from validate.probes.common import write_text_atomic
     from validate.probes.gradnorm import gradnorm, summarize_gradnorm
     from validate.probes.speed import speed
 
@@ -78,12 +81,18 @@ def main(out_dir, device: str = "cuda", smoke: bool = False) -> dict:
     summary["gradnorm"] = summarize_gradnorm(ratios)
     t0 = time.perf_counter()
     mod_kwargs = dict(settings["modulation"])
-    modulated = gradnorm(mod_kwargs.pop("variants"), mod_kwargs.pop("regularizers"), device=device,
-                         out=out / "modulation", progress=not smoke, **mod_kwargs)
+    variants, regularizers = mod_kwargs.pop("variants"), mod_kwargs.pop("regularizers")
+    depths, seeds = mod_kwargs.pop("per_stage"), mod_kwargs.pop("seeds")
+    summary["modulation"] = {}
+    for per_stage in depths:
+        for seed in seeds:
+            name = f"depth={3 * per_stage + 1},seed={seed}"
+            modulated = gradnorm(variants, regularizers, device=device, out=out / "modulation" / name,
+                                 progress=not smoke, per_stage=per_stage, seed=seed, **mod_kwargs)
+            summary["modulation"][name] = summarize_gradnorm(modulated)
     timings["modulation_s"] = time.perf_counter() - t0
-    summary["modulation"] = summarize_gradnorm(modulated)
-    (out / "timings.json").write_text(json.dumps({"device": device, "smoke": smoke, **timings,
-                                                  "summary": summary}, indent=2, default=str))
+    write_text_atomic(out / "timings.json", json.dumps({"device": device, "smoke": smoke, **timings,
+                                                        "summary": summary}, indent=2, default=str))
     return summary
 
 

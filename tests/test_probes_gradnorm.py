@@ -3,12 +3,13 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 import rmt
-from validate.probes.gradnorm import block_gradient_ratios, train_gradnorm
+from validate.probes.gradnorm import block_gradient_ratios, summarize_gradnorm, train_gradnorm
 from validate.probes.modulation import Modulation
 from validate.probes.nets import ProcrustesTransition, plain_net, resnet
 
@@ -139,7 +140,34 @@ def test_gradnorm_training_records_ratios_and_theory():
     frame = train_gradnorm("resnet", "orthonormal", data="digits", per_stage=1, widths=(8, 16), steps=4,
                            record_every=2, batch_size=16)
     assert set(frame.step) == {0, 2, 4}
-    assert {"ratio", "ratio_theory", "kind", "loss", "test_accuracy"} <= set(frame.columns)
+    assert {"ratio", "ratio_theory", "kind", "loss", "test_accuracy", "train_loss", "train_accuracy"} \
+        <= set(frame.columns)
+    per_step = frame.groupby("step").first()
+    assert np.isnan(per_step.train_loss.loc[0]) and np.isfinite(per_step.train_loss.loc[[2, 4]]).all()
+    assert per_step.train_accuracy.loc[[2, 4]].between(0, 1).all()
     assert (frame[frame.kind == "identity"].ratio_theory == 1.0).all()
     assert frame[frame.kind == "transition"].ratio_theory.isna().all()
     assert np.isfinite(frame.ratio).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_modulation_keeps_a_deep_plain_net_training_where_the_unmodulated_one_diverges(seed):
+    # paper 000 (Sec. "The Rationality of Modulation"): a deep plain Conv-BN-ReLU net with orthonormal init and
+    # regulariser diverges, the same net with modulation in the first iterations does not. 73 convolutions: the
+    # backward error grows ~1.16x per layer through BN at init (x1e4..1e5 over the net), the first SGD steps blow
+    # the lower layers up and the orthonormal penalty overflows; modulation matches the error moments layer by layer.
+    kw = dict(data="digits", per_stage=24, widths=(4, 8, 16), steps=6, record_every=3, batch_size=32, lr=0.05,
+              modulate_iterations=100, seed=seed)
+    plain = train_gradnorm("plain", "orthonormal", **kw)
+    modulated = train_gradnorm("plain-modulated", "orthonormal", **kw)
+    init_plain, init_mod = plain[plain.step == 0], modulated[modulated.step == 0]
+    assert np.prod(init_plain.ratio) > 1e3  # the unmodulated error explodes towards the input
+    mid = init_mod[init_mod.kind == "plain"].ratio.to_numpy()
+    assert np.median(np.abs(np.log(mid))) < 0.06 and np.prod(init_mod.ratio) < 10  # matched (transitions sqrt 2)
+    assert not np.isfinite(plain[plain.step == 6].train_loss).all()
+    assert np.isfinite(modulated.train_loss.iloc[len(init_mod):]).all() and np.isfinite(modulated.loss).all()
+    summary = summarize_gradnorm(pd.concat([plain, modulated]))
+    assert summary["plain/orthonormal"]["diverged"] and not summary["plain-modulated/orthonormal"]["diverged"]
+    # a part saved before the training columns existed is summarised without them, not as diverged
+    older = summarize_gradnorm(pd.concat([plain, modulated.drop(columns=["train_loss", "train_accuracy"])]))
+    assert older["plain/orthonormal"]["diverged"] and "diverged" not in older["plain-modulated/orthonormal"]

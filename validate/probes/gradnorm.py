@@ -146,9 +146,12 @@ def train_gradnorm(variant: str = "resnet", regularizer: str = "l2", *, data: st
     -------
     pandas.DataFrame
         One row per (recorded step, block): ``variant, regularizer, step, block, kind, ratio, ratio_theory`` (1.0
-        for blocks paper 003 predicts norm-preserving, NaN otherwise), ``grad_in, grad_out, loss,
-        test_accuracy``, and ``transition_sv_dev``, the largest ``|s / target - 1|`` over the Procrustes transitions'
-        operator singular values (NaN for other variants).
+        for blocks paper 003 predicts norm-preserving, NaN otherwise), ``grad_in, grad_out``, ``loss`` (probe
+        batch, evaluation mode), ``train_loss`` (mean cross-entropy of the training mini-batches since the previous
+        record, in training mode as SGD saw them; NaN at step 0 and non-finite once training diverged),
+        ``train_accuracy`` (their accuracy, likewise), ``test_accuracy`` (evaluation mode: batch norm uses its running
+        statistics, which lag the weights of deep nets early in training), and ``transition_sv_dev``, the largest
+        ``|s / target - 1|`` over the Procrustes transitions' operator singular values (NaN for other variants).
     """
     from validate.data import load_dataset
 
@@ -183,6 +186,8 @@ def train_gradnorm(variant: str = "resnet", regularizer: str = "l2", *, data: st
     frames = []
     order = torch.randperm(len(x_train), generator=gen)
     cursor = 0
+    batch_losses: list[float] = []  # training cross-entropies and accuracies since the last record
+    batch_hits: list[float] = []
     try:
         for step in range(steps + 1):
             if step % record_every == 0 or step == steps:
@@ -195,6 +200,9 @@ def train_gradnorm(variant: str = "resnet", regularizer: str = "l2", *, data: st
                     model.train()
                 frame.insert(0, "step", step)
                 frame["loss"] = loss
+                frame["train_loss"] = float(np.mean(batch_losses)) if batch_losses else math.nan
+                frame["train_accuracy"] = float(np.mean(batch_hits)) if batch_hits else math.nan
+                batch_losses, batch_hits = [], []
                 frame["test_accuracy"] = acc
                 frame["transition_sv_dev"] = _transition_deviation(transitions)
                 frame["ratio_theory"] = [1.0 if norm_preserving(b) else math.nan for b in model.blocks]
@@ -207,6 +215,8 @@ def train_gradnorm(variant: str = "resnet", regularizer: str = "l2", *, data: st
             cursor += batch_size
             out = model(x_train[idx])
             loss_t = F.cross_entropy(out, y_train[idx])
+            batch_losses.append(float(loss_t.detach()))
+            batch_hits.append(float((out.detach().argmax(1) == y_train[idx]).double().mean()))
             if regularizer == "orthonormal":
                 loss_t = loss_t + orthonormal_penalty(model, ortho_lambda)
             optimizer.zero_grad(set_to_none=True)
@@ -266,11 +276,21 @@ def gradnorm(variants=("plain", "resnet", "procresnet", "plain-modulated"), regu
 
 
 def summarize_gradnorm(result: pd.DataFrame) -> dict:
-    """Per run: median ``|log ratio|`` per block kind at the first and last step, and the final test accuracy."""
+    """Per run: median ``|log ratio|`` per block kind at the first and last step, the final test accuracy and loss,
+    the final ``train_loss`` and ``diverged`` (a training or probe loss became non-finite)."""
     summary = {}
     for (v, r), run in result.groupby(["variant", "regularizer"], sort=False):
         first, last = run[run.step == run.step.min()], run[run.step == run.step.max()]
         entry = {"final_test_accuracy": float(last.test_accuracy.iloc[0]), "final_loss": float(last.loss.iloc[0])}
+        per_step = run.groupby("step", sort=True)
+        hits = per_step.train_accuracy.first() if "train_accuracy" in run else None
+        # parts saved before these columns existed have none (NaN after concatenation); a diverged run has NaN
+        # losses but finite accuracies
+        if hits is not None and np.isfinite(hits.iloc[1:]).all():
+            losses = per_step.train_loss.first()
+            entry["final_train_loss"] = float(losses.iloc[-1])
+            entry["final_train_accuracy"] = float(hits.iloc[-1])
+            entry["diverged"] = bool(not np.isfinite(losses.iloc[1:]).all() or not np.isfinite(last.loss).all())
         for kind in sorted(run.kind.unique()):
             for name, part in (("init", first), ("final", last)):
                 vals = np.abs(np.log(part[part.kind == kind].ratio.to_numpy()))
