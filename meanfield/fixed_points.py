@@ -172,14 +172,35 @@ def q_star_step(state, sw2, sb2, gq, gpq):
     return q_new
 
 
-def solve_q_star(moments, sw2: float, sb2: float) -> float:
+#: Relative half-width of the bracket tried around a ``guess`` of :func:`solve_q_star` (the tables' q* is good to
+#: about 1e-12; a bracket that does not hold falls back to the full search).
+GUESS_RTOL = 1e-9
+
+
+def solve_q_star(moments, sw2: float, sb2: float, guess: float | None = None) -> float:
     """``q*`` by :func:`q_star_step` with ``moments(q) -> (V, D, V')`` (a :class:`meanfield.moments.LengthMoments`).
+
+    ``guess``: an approximation of ``q*`` *as found by the same search* (e.g. from the Chebyshev tables of
+    :mod:`meanfield.grid`). If ``g(q) = sw2 V(q) + sb2 - q`` changes sign across ``guess (1 -+ GUESS_RTOL)``, the
+    Newton stage starts inside that bracket (a few evaluations instead of the whole search from ``q = 0``); otherwise
+    the full search runs. The bracket holds a root of ``g``; that it is the first crossing the search would find is
+    taken from the guess's own search.
 
     Returns ``inf`` where there is no finite fixed point (``V`` overflowing counts as divergence); raises
     FixedPointError if the Newton iteration does not converge.
     """
     state = new_q_star_state()
     q = 0.0
+    if guess is not None and math.isfinite(guess) and guess > 0.0:
+        lo, hi = guess * (1.0 - GUESS_RTOL), guess * (1.0 + GUESS_RTOL)
+        try:
+            g_lo = sw2 * moments(lo)[0] + sb2 - lo
+            g_hi = sw2 * moments(hi)[0] + sb2 - hi
+        except FloatingPointError:
+            g_lo = g_hi = math.nan
+        if g_lo > 0.0 >= g_hi:
+            state[:] = (2.0, lo, hi, guess, 0.0)
+            q = guess
     while q >= 0.0:
         try:
             v, _, vp = moments(q)

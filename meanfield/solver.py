@@ -26,7 +26,7 @@ from .fixed_points import (
     phase_labels,
     solve_q_star,
 )
-from .grid import DONE, LEFT_TABLE, solve_points
+from .grid import DONE, LEFT_TABLE, NEEDS_SCALAR, solve_points
 from .hermite import hermite_rows
 from .moments import LengthMoments
 from .tables import S_MAX, ChebyshevTables
@@ -82,13 +82,14 @@ class MeanFieldSolver:
 
     # -- points ------------------------------------------------------------------------------------------------------
 
-    def point(self, sw2: float, sb2: float, q_only: bool = False) -> tuple:
+    def point(self, sw2: float, sb2: float, q_only: bool = False, q_guess: float | None = None) -> tuple:
         """``(q*, c*, chi_1, chi_c, xi_q, xi_c, phase, q_star_finite)`` at one point by the scalar path.
 
         With ``q_only`` only ``q*`` is solved (the rest NaN). Positively homogeneous activations without a finite
-        ``q*`` still get ``chi_1 = sw2 D`` (independent of ``q``) and their phase.
+        ``q*`` still get ``chi_1 = sw2 D`` (independent of ``q``) and their phase. ``q_guess``: ``q*`` from the
+        tables, polished by :func:`meanfield.fixed_points.solve_q_star` instead of a search from ``q = 0``.
         """
-        q = solve_q_star(self.moments, sw2, sb2)
+        q = solve_q_star(self.moments, sw2, sb2, guess=q_guess)
         nan = math.nan
         if q_only:
             return (q, nan, nan, nan, nan, nan, None, math.isfinite(q))
@@ -154,7 +155,8 @@ class MeanFieldSolver:
             "phase": phase_labels(out[:, 2]), "q_star_finite": np.ones(n, dtype=bool),
         }
         for i in todo:
-            row = self.point(float(sw2[i]), float(sb2[i]), q_only=q_only)
+            guess = float(out[i, 0]) if out[i, 5] == NEEDS_SCALAR else None  # q* from the tables, c* not settled
+            row = self.point(float(sw2[i]), float(sb2[i]), q_only=q_only, q_guess=guess)
             for name, value in zip(KEYS, row, strict=True):
                 result[name][i] = value
         return result
