@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from .activations import Activation
+from .roots import brent_root
 
 __all__ = ["closed_form_kind", "closed_kernel", "closed_moments", "closed_correlation_fixed_point"]
 
@@ -130,7 +131,5 @@ def closed_correlation_fixed_point(act: Activation, q: float, sw2: float) -> tup
     def f(c: float) -> float:
         return sw2 * divided(c) - q
 
-    from scipy.optimize import brentq  # imported when first needed: scipy.optimize is slow to import
-
-    c = 0.0 if f(0.0) >= 0.0 else brentq(f, 0.0, 1.0, xtol=1e-16, rtol=8.9e-16, maxiter=200)
+    c = 0.0 if f(0.0) >= 0.0 else brent_root(f, 0.0, 1.0, xtol=1e-16, rtol=8.9e-16, maxiter=200)
     return c, 1.0 - ((1.0 - chi1) + sw2 / q * gap(c))

@@ -32,6 +32,7 @@ from .hermite import DEGREE_START, degree_schedule, hermite_rows
 from .kernel_quadrature import kernel_quadrature
 from .piecewise import piecewise_dphi_kernel
 from .quadrature import gaussian_expectation
+from .roots import brent_root
 
 __all__ = [
     "CRITICAL_TOL",
@@ -466,7 +467,7 @@ def price_correlation_fixed_point(act: Activation, moments, q: float, sw2: float
     ``E[phi' phi'](t)`` over ``t`` in ``[c, 1]``: increasing, ``F(1) = chi_1 - 1 > 0``, slope ``O(1)`` up to the
     critical line. ``M`` is a Gauss-Legendre rule (at least :data:`PRICE_NODES` points) in the interpolant's stretched
     variable (:func:`price_mean`) applied to the interpolant of :func:`price_interpolant`; the root is found by
-    ``brentq``.
+    Brent's method (:func:`meanfield.roots.brent_root`).
 
     With the exact kernel the interpolant is tried first at every ``q``. Where it does not converge (very large
     ``q``), Newton's method from ``c = 0`` on the undivided
@@ -495,11 +496,9 @@ def price_correlation_fixed_point(act: Activation, moments, q: float, sw2: float
         def f(r: float) -> float:  # F at c = 1 - r^2: solved in r, which next to the critical line is ~ chi_1 - 1
             return chi1 - 1.0 if r == 0.0 else sw2 * price_mean(coef, stretch, r, s, w) - 1.0
 
-        from scipy.optimize import brentq  # imported when first needed: scipy.optimize is slow to import
-
         # In c the root 1 - c* ~ (chi_1 - 1)^2 for kinked activations falls below double precision next to the
         # critical line (c* rounds to 1 and chi_c to chi_1 > 1); r = sqrt(1 - c*) stays resolved.
-        r = 1.0 if f(1.0) >= 0.0 else brentq(f, 0.0, 1.0, xtol=1e-40, rtol=8.9e-16, maxiter=1000)
+        r = 1.0 if f(1.0) >= 0.0 else brent_root(f, 0.0, 1.0, xtol=1e-40, rtol=8.9e-16, maxiter=1000)
         return 1.0 - r * r, sw2 * float(price_kernel(coef, stretch, r))
     found = None if q > PRICE_Q_MAX and not exact else _newton_correlation_fixed_point(act, q, sw2, v)
     if found is not None:
@@ -627,8 +626,9 @@ def critical_sigma_w2(name: str, moments, sb2: float, homogeneous: bool) -> tupl
     """Critical ``(sigma_w2, q*)`` at bias variance ``sb2``: ``chi_1 = 1`` at a stable ``q*``.
 
     Every critical point satisfies ``sigma_w2 = 1/D(q*)`` and ``sigma_b2 = q* - V(q*)/D(q*)``; the residual
-    ``q -> critical_point(q)[1] - sb2`` is scanned on :data:`CRITICAL_LADDER`, each sign change refined by ``brentq``,
-    and the first root ``q`` that is the stable fixed point :func:`solve_q_star` finds at ``(1/D(q), sb2)`` is returned.
+    ``q -> critical_point(q)[1] - sb2`` is scanned on :data:`CRITICAL_LADDER`, each sign change refined by Brent's
+    method (:func:`meanfield.roots.brent_root`), and the first root ``q`` that is the stable fixed point
+    :func:`solve_q_star` finds at ``(1/D(q), sb2)`` is returned.
     Positively homogeneous activations (``V = D q``) are critical at ``sigma_w2 = 1/D`` for every ``q`` when
     ``sb2 = 0`` (``q* = 0``) and have no finite ``q*`` when ``sb2 > 0`` (``inf``, with a NoFixedPointWarning).
 
@@ -645,8 +645,6 @@ def critical_sigma_w2(name: str, moments, sb2: float, homogeneous: bool) -> tupl
         warnings.warn(f"{name}: the critical line sigma_w2 = {sw2:g} has no finite fixed point q* for "
                       f"sigma_b2 = {sb2:g} > 0 (q* = inf)", NoFixedPointWarning, stacklevel=3)
         return sw2, math.inf
-
-    from scipy.optimize import brentq  # imported when first needed: scipy.optimize is slow to import
 
     def residual(q):
         return critical_point(moments, q)[1] - sb2
@@ -673,7 +671,7 @@ def critical_sigma_w2(name: str, moments, sb2: float, homogeneous: bool) -> tupl
         except FloatingPointError:
             break
         if math.isfinite(r) and math.isfinite(prev_r) and prev_r != 0.0 and (r == 0.0 or (r > 0) != (prev_r > 0)):
-            root = q if r == 0.0 else brentq(residual, prev_q, q, xtol=1e-300, rtol=1e-15, maxiter=400)
+            root = q if r == 0.0 else brent_root(residual, prev_q, q, xtol=1e-300, rtol=1e-15, maxiter=400)
             hit = accept(float(root))
             if hit:
                 return hit
