@@ -334,6 +334,27 @@ class _Support:
     walk: tuple | None = None  # (u, z, h, rho, rho_max) where an unresolved walk stopped (resumed on a finer rule)
 
 
+def _atom_edge(eq: _Equation, z: complex, u_new: float, u: float) -> tuple[float, float] | None:
+    """``(d_i, u_e)`` when the walk at ``(u, z)`` is about to pass a lower edge that sits on an atom ``d_i`` of
+    ``D^2``, else None.
+
+    With orthogonal weights (``a = 1 - L``) ``F`` stays analytic at an atom of ``D^2`` (the poles of ``log m`` and
+    ``log(1 + m)`` cancel) with ``F(d_i) = L log(sigma_w2 d_i)``: when ``D^2`` has atoms of positive mass
+    (piecewise-constant ``phi'``: leaky ReLU, orthogonal, depth 2, whose law is that of ``A^{1/2} B A^{1/2}`` for
+    free ``A, B`` with two atoms each) the solution runs into ``z = d_i`` as ``u -> u_e`` and the density diverges
+    like an inverse square root there: an edge that is neither soft nor a tail. Detected when the step from ``u`` to
+    ``u_new`` crosses ``u_e`` (no solution below it) with ``z`` close to ``d_i``.
+    """
+    if eq.a == 1.0 or eq.L < 2:
+        return None
+    i = int(np.argmin(np.abs(eq.d - z)))
+    d_i = float(eq.d[i])
+    if d_i <= 0.0 or abs(z - d_i) > 0.1 * d_i or np.count_nonzero(eq.d == d_i) < 3:
+        return None  # an atom of D^2 of positive mass only (shared by several quadrature nodes), not a node
+    u_e = eq.L * (eq.log_sw2 + math.log(d_i))
+    return (d_i, u_e) if u_new < u_e < u else None
+
+
 def _quadrature_error(eq: _Equation, check: _Equation | None, z: complex) -> float:
     """Relative difference of ``m`` and ``1 + m`` at ``z`` between the core's rule and its coarser check rule.
 
@@ -381,6 +402,9 @@ def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_to
         rel_imag = z_new.imag / max(abs(z_new), 1e-300)
         jump = abs(z_new - guess) > 0.5 * abs(z_new - z) + 1e-12 * abs(z)
         if not conv or (first and rel_imag < 1e-10) or jump:
+            edge = None if first else _atom_edge(eq, z, u_new, u)
+            if edge is not None:
+                return _Support(u_hi, x_hi, edge[1], edge[0])
             h *= 0.5
             if h < 1e-14 * max(1.0, abs(u)):
                 raise RuntimeError(f"continuation of the Jacobian spectrum stalled at lam = exp({u:.6g})")
@@ -1025,7 +1049,7 @@ def _density_on_grid(eq: _Equation, support: _Support, num: int,
         start = (float(u_grid[idx[-1]]), complex(z_s[-1]))
     m[-1] = eq.derivs(z[-1])[3]
     if soft_lo:
-        m[0] = eq.derivs(z[0])[3]
+        m[0] = 0.0  # density 0 at a soft edge (and x_lo may be an atom of D^2, a pole of m: _atom_edge)
     lam = np.exp(u_grid)
     density = np.maximum(-m.imag, 0.0) / (math.pi * lam)
     density[-1] = 0.0

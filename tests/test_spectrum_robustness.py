@@ -57,3 +57,41 @@ def test_depth_one_orthogonal_relu_zero_atom_is_kept():
     assert result.atoms == ((0.0, pytest.approx(0.5, abs=1e-12)), (2.0, pytest.approx(0.5, abs=1e-12)))
     assert result.tail_mass == 0.0
     assert jacobian_moments("relu", 2.0, 1.0, 1, "orthogonal", k=1)[0] == pytest.approx(1.0, rel=1e-12)
+
+
+def _leaky_relu_depth_two_exact(t, slope, sigma_w2):
+    """CDF and density of J J^T for leaky ReLU, orthogonal weights, depth 2, at ``t`` (exact).
+
+    ``J J^T ~ sigma_w2^2 A^{1/2} B A^{1/2}`` with ``A = s^2 + (1 - s^2) P``, ``B = s^2 + (1 - s^2) Q``, ``P, Q`` free
+    projections of trace 1/2: in the 2x2 blocks of the pair, ``Q`` makes an angle with ``P`` whose ``x = cos^2`` has
+    the arcsine law on [0, 1], and the block's two eigenvalues solve ``lam^2 - T lam + s^4 = 0``,
+    ``T = 2 s^2 + (1 - s^2)^2 x`` (the larger one increasing in ``x``, the smaller one decreasing).
+    """
+    s2 = slope * slope
+    tp = np.asarray(t) / sigma_w2**2
+    x = np.clip((tp + s2 * s2 / tp - 2.0 * s2) / (1.0 - s2) ** 2, 0.0, 1.0)
+    arcsine_cdf = 2.0 / math.pi * np.arcsin(np.sqrt(x))
+    cdf = np.where(tp >= s2, 0.5 + 0.5 * arcsine_cdf, 0.5 - 0.5 * arcsine_cdf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        density = 0.5 / (math.pi * np.sqrt(x * (1.0 - x))) * np.abs(1.0 - s2 * s2 / tp**2) / (1.0 - s2) ** 2
+    return cdf, density / sigma_w2**2
+
+
+@pytest.mark.parametrize("slope", [0.01, 0.1, 0.5])
+def test_leaky_relu_orthogonal_depth_two_has_inverse_square_root_edges_on_atoms(slope):
+    # D^2 has atoms slope^2 and 1 (mass 1/2 each): both edges of J J^T sit on atoms of D^2 and the density diverges
+    # there like an inverse square root (the walk stalled at the lower edge before)
+    sigma_w2 = 2.0 / (1.0 + slope * slope)
+    name = f"leaky_relu(slope={slope})"
+    result = jacobian_spectrum(name, sigma_w2, 0.1, 2, "orthogonal")
+    assert result.atoms == () and result.tail_mass == 0.0
+    assert result.support == (pytest.approx((sigma_w2 * slope**2) ** 2, rel=1e-9),
+                              pytest.approx(sigma_w2**2, rel=1e-9))
+    cdf, density = _leaky_relu_depth_two_exact(result.lam, slope, sigma_w2)
+    interior = slice(1, -1)
+    np.testing.assert_allclose(result.density[interior], density[interior], rtol=1e-6)
+    # the trapezoid misses O(sqrt(spacing)) of the mass next to the divergent edges
+    assert np.max(np.abs(result.cdf(result.lam) - cdf)) < 2e-3
+    m1, m2 = jacobian_moments(name, sigma_w2, 0.1, 2, "orthogonal", k=2)
+    assert result.mean == pytest.approx(m1, rel=1e-12)
+    assert m1 == pytest.approx((sigma_w2 * (1 + slope**2) / 2) ** 2, rel=1e-12)
