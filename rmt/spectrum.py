@@ -43,10 +43,12 @@ at depth >= 8) the density is as accurate as the Newton solve (MP at depth 1: 3e
 accurate as ``M_{D^2}``: 1e-6 relative where the grid is traced on a rule within ``QUAD_TOL = 1e-6``, measured against
 an independent reference (continuation from ``lam -> infinity`` and adaptive quadrature of the continuous law of
 ``D^2``, ``tests/spectrum_reference.py``): at most 4e-6 at the bottom of the grid, 1e-8 or better in the bulk. Below
-that, where only the looser bound ``QUAD_TOL_LAST = 1e-4`` holds, the error can reach 1e-4. Near a soft lower edge
-that lies inside the range of ``phi'^2`` (near-isometric networks, small ``q*``) the density is only approximate: the
-reference shows the density continuing below the reported edge with about 0.2% of its peak value (tanh, ``q* = 0.05``,
-orthogonal, depth 64: density 1.2e-3 at ``lam = 0.024`` below the reported edge 0.0256; mass defect about 1e-4).
+that, where only the looser bound ``QUAD_TOL_LAST = 1e-4`` holds, the error can reach 1e-4. A soft lower edge inside
+the range of a continuous ``phi'^2`` is an artefact of the atomic law and is rejected (``_inside_continuous_range``):
+the lower end is then a tail (``support[0] = 0``, ``tail_mass``); the lowest grid points there can still carry the
+artefact (near-isometric networks, small ``q*``: tanh, ``q* = 0.05``, orthogonal, depth 64: density 1e-16 between
+``lam = 0.021`` and 0.024 where the reference has 1e-4 to 1e-3; mass about 1e-5). A lower edge on an atom of ``D^2``
+(orthogonal weights, piecewise-constant ``phi'``: ``_atom_edge``) is an inverse-square-root divergence.
 
 Speed. Stieltjes sums over the atoms dominate: they are summed in real arithmetic (vectorised), over the merged law
 (equal atoms of an even ``phi'^2`` once, :meth:`rmt.transforms.D2Law.merged`); soft-edge probes run only where the
@@ -355,6 +357,18 @@ def _atom_edge(eq: _Equation, z: complex, u_new: float, u: float) -> tuple[float
     return (d_i, u_e) if u_new < u_e < u else None
 
 
+def _inside_continuous_range(eq: _Equation, x: float) -> bool:
+    """True when ``x`` lies inside the range of a continuous ``D^2`` (not piecewise-constant ``phi'``).
+
+    There ``M_{D^2}(x + i0)`` of the continuous law has a nonzero imaginary part, so no real ``x`` solves
+    ``F(x) = u`` and a soft lower edge there is an artefact of the atomic quadrature law (between its atoms ``M`` is
+    real): tanh, ``q* = 0.05``, orthogonal, depth 64 gave an "edge" at ``lam = 0.021`` where the independent
+    reference (``tests/spectrum_reference.py``) has density 5.6e-4 at 0.022 and 9.8e-5 at 0.018: a tail."""
+    if eq.d.size <= 16:
+        return False
+    return bool(np.min(eq.d) < x < np.max(eq.d))
+
+
 def _quadrature_error(eq: _Equation, check: _Equation | None, z: complex) -> float:
     """Relative difference of ``m`` and ``1 + m`` at ``z`` between the core's rule and its coarser check rule.
 
@@ -425,6 +439,8 @@ def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_to
                 if h < 1e-14 * max(1.0, abs(u)):
                     raise RuntimeError(f"lower spectral edge not resolved near lam = exp({u:.6g})")
                 continue
+            if _inside_continuous_range(eq, x_lo):
+                return _Support(u_hi, x_hi, u, None, True, (u, z, h, rho_prev, rho_max))
             return _Support(u_hi, x_hi, u_lo, x_lo)
         first = False
         rho_max = max(rho_max, rho)
@@ -440,6 +456,8 @@ def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_to
                 predicted = 2.0 * (u_new - u_lo) / f2_lo.real if f2_lo.real != 0 else -1.0
                 real_branch = abs(_wrap(f_lo - u_lo)) < 1e-8 * (1.0 + eq.L)
                 if real_branch and u_new - 4 * h <= u_lo < u_new and 0.25 < -predicted / z_new.imag**2 < 4.0:
+                    if _inside_continuous_range(eq, x_lo):
+                        return _Support(u_hi, x_hi, u, None, True, (u, z, h, rho_prev, rho_max))
                     return _Support(u_hi, x_hi, u_lo, x_lo)
         kappa = (math.log(rho_prev) - math.log(rho)) / (u - u_new) if rho_prev > 0 and rho > 0 else 0.0
         small_tail = kappa > 0 and rho / kappa < tail_tol * mass

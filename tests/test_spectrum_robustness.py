@@ -6,7 +6,9 @@ import math
 import numpy as np
 import pytest
 from scipy import special
+from spectrum_reference import ReferenceSpectrum
 
+import meanfield
 from rmt import jacobian_moments, jacobian_spectrum
 
 
@@ -95,3 +97,15 @@ def test_leaky_relu_orthogonal_depth_two_has_inverse_square_root_edges_on_atoms(
     m1, m2 = jacobian_moments(name, sigma_w2, 0.1, 2, "orthogonal", k=2)
     assert result.mean == pytest.approx(m1, rel=1e-12)
     assert m1 == pytest.approx((sigma_w2 * (1 + slope**2) / 2) ** 2, rel=1e-12)
+
+
+def test_near_isometric_lower_end_is_a_tail_as_in_the_reference():
+    # tanh at q* = 0.05, orthogonal, depth 64: no soft lower edge inside the range of phi'^2 (see
+    # test_spectrum.test_soft_edges_are_critical_points); above the bottom of the grid the density is the reference's
+    sigma_w2, sigma_b2 = meanfield.critical_point("tanh", 0.05)
+    result = jacobian_spectrum("tanh", sigma_w2, sigma_b2, 64, "orthogonal")
+    assert result.support[0] == 0.0 and result.tail_mass > 0.0
+    reference = ReferenceSpectrum("tanh", sigma_w2, sigma_b2, 64, "orthogonal")
+    assert reference.density(0.0205) > 1e-4  # below the old, spurious edge at 0.0211
+    for lam in (0.027, 0.03, 0.04):
+        assert float(np.interp(lam, result.lam, result.density)) == pytest.approx(reference.density(lam), rel=1e-3)
