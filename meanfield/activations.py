@@ -151,11 +151,12 @@ def _special():
 
 def _tanh() -> Activation:
     def dphi(x):
-        return 1.0 - np.tanh(x) ** 2
+        # sech^2 x = 4 e / (1 + e)^2, e = exp(-2|x|): no cancellation in the tails (1 - tanh^2 is 0 beyond |x| ~ 19)
+        e = np.exp(-2.0 * np.abs(x))
+        return 4.0 * e / (1.0 + e) ** 2
 
     def d2phi(x):
-        t = np.tanh(x)
-        return -2.0 * t * (1.0 - t * t)
+        return -2.0 * np.tanh(x) * dphi(x)
 
     return Activation("tanh", _vec(np.tanh), _vec(dphi), _vec(d2phi), symbolic=_symbolic(lambda sp, x: sp.tanh(x)))
 

@@ -43,10 +43,12 @@ at depth >= 8) the density is as accurate as the Newton solve (MP at depth 1: 3e
 accurate as ``M_{D^2}``: 1e-6 relative where the grid is traced on a rule within ``QUAD_TOL = 1e-6``, measured against
 an independent reference (continuation from ``lam -> infinity`` and adaptive quadrature of the continuous law of
 ``D^2``, ``tests/spectrum_reference.py``): at most 4e-6 at the bottom of the grid, 1e-8 or better in the bulk. Below
-that, where only the looser bound ``QUAD_TOL_LAST = 1e-4`` holds, the error can reach 1e-4. Near a soft lower edge
-that lies inside the range of ``phi'^2`` (near-isometric networks, small ``q*``) the density is only approximate: the
-reference shows the density continuing below the reported edge with about 0.2% of its peak value (tanh, ``q* = 0.05``,
-orthogonal, depth 64: density 1.2e-3 at ``lam = 0.024`` below the reported edge 0.0256; mass defect about 1e-4).
+that, where only the looser bound ``QUAD_TOL_LAST = 1e-4`` holds, the error can reach 1e-4. A soft lower edge inside
+the range of a continuous ``phi'^2`` is an artefact of the atomic law and is rejected (``_inside_continuous_range``):
+the lower end is then a tail (``support[0] = 0``, ``tail_mass``); the lowest grid points there can still carry the
+artefact (near-isometric networks, small ``q*``: tanh, ``q* = 0.05``, orthogonal, depth 64: density 1e-16 between
+``lam = 0.021`` and 0.024 where the reference has 1e-4 to 1e-3; mass about 1e-5). A lower edge on an atom of ``D^2``
+(orthogonal weights, piecewise-constant ``phi'``: ``_atom_edge``) is an inverse-square-root divergence.
 
 Speed. Stieltjes sums over the atoms dominate: they are summed in real arithmetic (vectorised), over the merged law
 (equal atoms of an even ``phi'^2`` once, :meth:`rmt.transforms.D2Law.merged`); soft-edge probes run only where the
@@ -334,6 +336,39 @@ class _Support:
     walk: tuple | None = None  # (u, z, h, rho, rho_max) where an unresolved walk stopped (resumed on a finer rule)
 
 
+def _atom_edge(eq: _Equation, z: complex, u_new: float, u: float) -> tuple[float, float] | None:
+    """``(d_i, u_e)`` when the walk at ``(u, z)`` is about to pass a lower edge that sits on an atom ``d_i`` of
+    ``D^2``, else None.
+
+    With orthogonal weights (``a = 1 - L``) ``F`` stays analytic at an atom of ``D^2`` (the poles of ``log m`` and
+    ``log(1 + m)`` cancel) with ``F(d_i) = L log(sigma_w2 d_i)``: when ``D^2`` has atoms of positive mass
+    (piecewise-constant ``phi'``: leaky ReLU, orthogonal, depth 2, whose law is that of ``A^{1/2} B A^{1/2}`` for
+    free ``A, B`` with two atoms each) the solution runs into ``z = d_i`` as ``u -> u_e`` and the density diverges
+    like an inverse square root there: an edge that is neither soft nor a tail. Detected when the step from ``u`` to
+    ``u_new`` crosses ``u_e`` (no solution below it) with ``z`` close to ``d_i``.
+    """
+    if eq.a == 1.0 or eq.L < 2:
+        return None
+    i = int(np.argmin(np.abs(eq.d - z)))
+    d_i = float(eq.d[i])
+    if d_i <= 0.0 or abs(z - d_i) > 0.1 * d_i or np.count_nonzero(eq.d == d_i) < 3:
+        return None  # an atom of D^2 of positive mass only (shared by several quadrature nodes), not a node
+    u_e = eq.L * (eq.log_sw2 + math.log(d_i))
+    return (d_i, u_e) if u_new < u_e < u else None
+
+
+def _inside_continuous_range(eq: _Equation, x: float) -> bool:
+    """True when ``x`` lies inside the range of a continuous ``D^2`` (not piecewise-constant ``phi'``).
+
+    There ``M_{D^2}(x + i0)`` of the continuous law has a nonzero imaginary part, so no real ``x`` solves
+    ``F(x) = u`` and a soft lower edge there is an artefact of the atomic quadrature law (between its atoms ``M`` is
+    real): tanh, ``q* = 0.05``, orthogonal, depth 64 gave an "edge" at ``lam = 0.021`` where the independent
+    reference (``tests/spectrum_reference.py``) has density 5.6e-4 at 0.022 and 9.8e-5 at 0.018: a tail."""
+    if eq.d.size <= 16:
+        return False
+    return bool(np.min(eq.d) < x < np.max(eq.d))
+
+
 def _quadrature_error(eq: _Equation, check: _Equation | None, z: complex) -> float:
     """Relative difference of ``m`` and ``1 + m`` at ``z`` between the core's rule and its coarser check rule.
 
@@ -381,6 +416,9 @@ def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_to
         rel_imag = z_new.imag / max(abs(z_new), 1e-300)
         jump = abs(z_new - guess) > 0.5 * abs(z_new - z) + 1e-12 * abs(z)
         if not conv or (first and rel_imag < 1e-10) or jump:
+            edge = None if first else _atom_edge(eq, z, u_new, u)
+            if edge is not None:
+                return _Support(u_hi, x_hi, edge[1], edge[0])
             h *= 0.5
             if h < 1e-14 * max(1.0, abs(u)):
                 raise RuntimeError(f"continuation of the Jacobian spectrum stalled at lam = exp({u:.6g})")
@@ -401,6 +439,8 @@ def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_to
                 if h < 1e-14 * max(1.0, abs(u)):
                     raise RuntimeError(f"lower spectral edge not resolved near lam = exp({u:.6g})")
                 continue
+            if _inside_continuous_range(eq, x_lo):
+                return _Support(u_hi, x_hi, u, None, True, (u, z, h, rho_prev, rho_max))
             return _Support(u_hi, x_hi, u_lo, x_lo)
         first = False
         rho_max = max(rho_max, rho)
@@ -416,6 +456,8 @@ def _locate_support(eq: _Equation, check: _Equation | None, mass: float, tail_to
                 predicted = 2.0 * (u_new - u_lo) / f2_lo.real if f2_lo.real != 0 else -1.0
                 real_branch = abs(_wrap(f_lo - u_lo)) < 1e-8 * (1.0 + eq.L)
                 if real_branch and u_new - 4 * h <= u_lo < u_new and 0.25 < -predicted / z_new.imag**2 < 4.0:
+                    if _inside_continuous_range(eq, x_lo):
+                        return _Support(u_hi, x_hi, u, None, True, (u, z, h, rho_prev, rho_max))
                     return _Support(u_hi, x_hi, u_lo, x_lo)
         kappa = (math.log(rho_prev) - math.log(rho)) / (u - u_new) if rho_prev > 0 and rho > 0 else 0.0
         small_tail = kappa > 0 and rho / kappa < tail_tol * mass
@@ -823,9 +865,10 @@ def jacobian_spectrum(activation, sigma_w2, sigma_b2, depth: int, weights: str =
         return JacobianSpectrum(empty, empty, (location, location), mean, variance, ((location, 1.0),), 0.0,
                                 q_reported, params)
     if weights == "orthogonal" and depth == 1:
-        lam, density, atoms_1 = _pushforward_density(activation, q, sigma_w2, law, num)
+        lam, density, atoms_1, tail_1 = _pushforward_density(activation, q, sigma_w2, law, num)
         ends = (lam[0], lam[-1]) if lam.size else (min(a for a, _ in atoms_1), max(a for a, _ in atoms_1))
-        return JacobianSpectrum(lam, density, (float(ends[0]), float(ends[1])), mean, variance, atoms_1, 0.0,
+        lo = 0.0 if tail_1 > 0 else float(ends[0])  # continuous mass below the float64 range: lo = 0, as deeper
+        return JacobianSpectrum(lam, density, (lo, float(ends[1])), mean, variance, atoms_1, tail_1,
                                 q_reported, params)
     # atoms of D^2 at 0 enter 1 + m = z G_{D^2}(z) through their weights and m not at all
     mass = 1.0 - zero
@@ -899,10 +942,22 @@ def _pushforward_density(activation, q: float, sigma_w2: float, law: D2Law, num:
     their quadrature mass. Continuous part: change of variables, ``rho(y) = sum pdf(h) / |d y / d h|`` over the roots
     ``h`` of ``sigma_w2 phi'(h)^2 = y``, found on each monotone piece of ``phi'^2`` over ``|h| <= 13 sqrt(q)`` (the
     core's range) by interpolation and three Newton steps. The density diverges (integrably) where ``d y / d h = 0``
-    inside the range (``h = 0`` for tanh), so the grid has Chebyshev interior points only.
+    inside the range (``h = 0`` for tanh), so the grid has Chebyshev interior points only. Where ``sigma_w2 phi'^2``
+    falls below ``1e-300`` (the grid floor of deeper networks; it underflows to 0 in the far tails of tanh, erf,
+    sigmoid at large ``q*``) its mass is returned as ``tail_mass`` (continuous mass below the grid), not as an atom.
+
+    Returns ``(lam, density, atoms, tail_mass)``.
     """
     act = get_activation(activation)
-    values = np.sort(law.values)
+    floor = math.exp(LOG_LAM_FLOOR)
+    genuine_zero = law.zero_mass > 0 and _vanishes_next_to_a_kink(act)
+    below = sigma_w2 * law.values < floor
+    if genuine_zero:
+        below &= law.values != 0.0
+    # phi'^2 below the float64 range (underflowing to 0: tanh, erf, sigmoid at large q*): continuous mass below the
+    # grid, as for deeper networks -- not an atom (phi' is not 0 on an interval there)
+    tail_mass = float(law.weights[below].sum())
+    values = np.sort(law.values[~below])
     new_group = np.concatenate([[True], np.diff(values) > 1e-12 * np.abs(values[1:])])
     starts = np.nonzero(new_group)[0]
     counts = np.diff(np.concatenate([starts, [values.size]]))
@@ -910,7 +965,7 @@ def _pushforward_density(activation, q: float, sigma_w2: float, law: D2Law, num:
     for start, count in zip(starts, counts, strict=True):
         if count > 2 or q == 0.0:  # at q = 0 the law is phi'(0-)^2, phi'(0+)^2 with probability 1/2 each
             value = values[start]
-            mass = float(law.weights[np.abs(law.values - value) <= 1e-12 * abs(value)].sum())
+            mass = float(law.weights[~below & (np.abs(law.values - value) <= 1e-12 * abs(value))].sum())
             atoms.append((float(sigma_w2 * value), mass))
     s = math.sqrt(q)
     h = np.union1d(np.linspace(-13.0 * s, 13.0 * s, 20001), [k for k in act.kinks if abs(k) < 13.0 * s])
@@ -918,9 +973,11 @@ def _pushforward_density(activation, q: float, sigma_w2: float, law: D2Law, num:
     slope = np.sign(np.diff(y))
     at_kink = np.isin(h, act.kinks)
     slope[at_kink[:-1] | at_kink[1:]] = 0  # phi' jumps at a kink: not part of the continuous law
+    unrepresented = ~(y >= floor)
+    slope[unrepresented[:-1] | unrepresented[1:]] = 0  # below the float64 range: in tail_mass
     moving = slope != 0
     if q == 0.0 or not moving.any():  # piecewise-constant phi': atoms only
-        return np.zeros(0), np.zeros(0), tuple(atoms)
+        return np.zeros(0), np.zeros(0), tuple(atoms), tail_mass
     lo, hi = float(y[:-1][moving].min()), float(y[1:][moving].max())
     lo = min(lo, float(y[1:][moving].min()))
     hi = max(hi, float(y[:-1][moving].max()))
@@ -945,7 +1002,17 @@ def _pushforward_density(activation, q: float, sigma_w2: float, law: D2Law, num:
         dy = np.abs(2.0 * sigma_w2 * act.dphi(root) * act.d2phi(root))
         pdf = np.exp(-0.5 * root**2 / q) / math.sqrt(2.0 * math.pi * q)
         density[inside] += np.where(dy > 0, pdf / np.where(dy > 0, dy, 1.0), 0.0)
-    return lam, density, tuple(atoms)
+    return lam, density, tuple(atoms), tail_mass
+
+
+def _vanishes_next_to_a_kink(act) -> bool:
+    """True when ``phi'`` is exactly 0 on an interval ending at a kink (ReLU, hard tanh): a genuine atom of ``D^2``
+    at 0, unlike zeros of ``phi'^2`` that only underflow float64 in the tails of smooth activations."""
+    for k in act.kinks:
+        for side in (-1.0, 1.0):
+            if float(act.dphi(np.array([k + side * 1e-3 * max(1.0, abs(k))]))[0]) == 0.0:
+                return True
+    return False
 
 
 def _trace_from_edge(eq: _Equation, x_e: float, u_e: float, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1000,7 +1067,7 @@ def _density_on_grid(eq: _Equation, support: _Support, num: int,
         start = (float(u_grid[idx[-1]]), complex(z_s[-1]))
     m[-1] = eq.derivs(z[-1])[3]
     if soft_lo:
-        m[0] = eq.derivs(z[0])[3]
+        m[0] = 0.0  # density 0 at a soft edge (and x_lo may be an atom of D^2, a pole of m: _atom_edge)
     lam = np.exp(u_grid)
     density = np.maximum(-m.imag, 0.0) / (math.pi * lam)
     density[-1] = 0.0
