@@ -358,15 +358,19 @@ def _atom_edge(eq: _Equation, z: complex, u_new: float, u: float) -> tuple[float
 
 
 def _inside_continuous_range(eq: _Equation, x: float) -> bool:
-    """True when ``x`` lies inside the range of a continuous ``D^2`` (not piecewise-constant ``phi'``).
+    """True when ``x`` lies inside the range of the continuous part of ``D^2`` (the nodes that are not atoms of
+    positive mass, which several quadrature nodes share; piecewise-constant ``phi'`` has no continuous part, and
+    the soft edges of its spectrum, e.g. ReLU with Gaussian weights at depth 1, a Marchenko-Pastur law, are real).
 
     There ``M_{D^2}(x + i0)`` of the continuous law has a nonzero imaginary part, so no real ``x`` solves
     ``F(x) = u`` and a soft lower edge there is an artefact of the atomic quadrature law (between its atoms ``M`` is
     real): tanh, ``q* = 0.05``, orthogonal, depth 64 gave an "edge" at ``lam = 0.021`` where the independent
     reference (``tests/spectrum_reference.py``) has density 5.6e-4 at 0.022 and 9.8e-5 at 0.018: a tail."""
-    if eq.d.size <= 16:
+    values, counts = np.unique(eq.d, return_counts=True)
+    continuous = values[counts < 3]  # atoms of positive mass (a piecewise-constant phi') span several nodes
+    if continuous.size <= 16:
         return False
-    return bool(np.min(eq.d) < x < np.max(eq.d))
+    return bool(continuous[0] < x < continuous[-1])
 
 
 def _quadrature_error(eq: _Equation, check: _Equation | None, z: complex) -> float:

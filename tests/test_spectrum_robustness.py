@@ -110,3 +110,22 @@ def test_near_isometric_lower_end_is_a_tail_as_in_the_reference(depth, points):
     reference = ReferenceSpectrum("tanh", sigma_w2, sigma_b2, depth, "orthogonal")
     for lam in points:
         assert float(np.interp(lam, result.lam, result.density)) == pytest.approx(reference.density(lam), rel=1e-3)
+
+
+@pytest.mark.parametrize("sigma_b2", [0.0, 0.05])
+def test_relu_gaussian_depth_one_is_marchenko_pastur_with_its_soft_lower_edge(sigma_b2):
+    """ReLU, Gaussian weights, depth 1: ``J J^T`` has the law of ``W^T P W`` with ``P`` a projection on half the
+    units, i.e. an atom 1/2 at 0 and half a Marchenko-Pastur law of ratio 1/2 scaled by ``sigma_w2``: edges
+    ``sigma_w2 (1 -+ 1/sqrt 2)^2``. Its soft lower edge is real (``D^2`` is atomic: no continuous range to reject it
+    from)."""
+    sw2 = 2.0
+    spec = jacobian_spectrum("relu", sw2, sigma_b2, depth=1, weights="gaussian")
+    a, b = sw2 * (1 - 2**-0.5) ** 2, sw2 * (1 + 2**-0.5) ** 2
+    assert spec.support[0] == pytest.approx(a, rel=1e-9)
+    assert spec.support[1] == pytest.approx(b, rel=1e-9)
+    assert spec.tail_mass == 0.0
+    lam = spec.lam[(spec.lam > a * 1.01) & (spec.lam < b * 0.99)]
+    t = lam / sw2
+    exact = 0.5 * np.sqrt((b / sw2 - t) * (t - a / sw2)) / (2 * np.pi * 0.5 * t) / sw2
+    got = np.interp(lam, spec.lam, spec.density)
+    np.testing.assert_allclose(got, exact, rtol=1e-6)
