@@ -1,0 +1,56 @@
+"""Survey: warm time of ``rmt.jacobian_spectrum`` (2000 points) for every built-in activation, both weight ensembles,
+depths 1-300, at the critical ``sigma_w2`` of ``sigma_b2`` in {0.05, 0.5} (1.5 where there is no critical point).
+
+Lists the cases over the issue-14 target (0.2 s warm on a quiet machine) and any that raise. The per-point baseline
+for the listed cases is in ``benchmarks/bench_spectrum.py``; this script only finds the slow corners.
+
+Usage: ``python benchmarks/survey_spectrum.py [--depths 1,2,3,8,30,300] [--target 0.2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+import warnings
+
+import meanfield
+import rmt
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--depths", default="1,2,3,8,30,300", help="comma-separated depths (default 1,2,3,8,30,300)")
+    parser.add_argument("--target", type=float, default=0.2, help="seconds; cases above are listed (default 0.2)")
+    args = parser.parse_args()
+    depths = [int(d) for d in args.depths.split(",")]
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    warnings.simplefilter("ignore")
+    rows = []
+    for act in meanfield.builtin_activation_names():
+        for sb2 in (0.05, 0.5):
+            try:
+                sw2 = float(meanfield.critical_sigma_w2(act, sb2)[0])
+            except Exception:  # no stable critical point (gelu, swish at some sigma_b2): a typical chaotic value
+                sw2 = 1.5
+            sw2 = sw2 if math.isfinite(sw2) else 1.5
+            for weights in ("gaussian", "orthogonal"):
+                for depth in depths:
+                    try:
+                        rmt.jacobian_spectrum(act, sw2, sb2, depth=depth, weights=weights)
+                        t0 = time.perf_counter()
+                        rmt.jacobian_spectrum(act, sw2, sb2, depth=depth, weights=weights)
+                        rows.append((time.perf_counter() - t0, act, sb2, sw2, weights, depth, ""))
+                    except Exception as exc:  # noqa: BLE001 - a survey lists every failure
+                        rows.append((math.inf, act, sb2, sw2, weights, depth, f"{type(exc).__name__}: {exc}"[:100]))
+    rows.sort(key=lambda r: -r[0])
+    slow = [r for r in rows if r[0] > args.target]
+    print(f"{len(rows)} cases; {len(slow)} over {args.target} s or raising; slowest {rows[0][0]:.3f} s")
+    print(f"{'seconds':>8}  {'activation':<12}{'sigma_b2':>9}{'sigma_w2':>10}  {'weights':<11}{'depth':>6}  error")
+    for t, act, sb2, sw2, weights, depth, err in slow:
+        print(f"{t:8.3f}  {act:<12}{sb2:9.2f}{sw2:10.4g}  {weights:<11}{depth:6d}  {err}")
+
+
+if __name__ == "__main__":
+    main()
