@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+import meanfield
 from validate.batched import resolve_device
 from validate.trainability import ConfigMismatchError
 
@@ -50,6 +51,16 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def resolve_variances(activation, sigma_w2, sigma_b2) -> tuple[meanfield.Activation, float, float]:
+    """``(activation, sigma_w2, sigma_b2)`` of a probe: the activation resolved by :func:`meanfield.get_activation`,
+    ``sigma_w2 = None`` replaced by the critical value at ``sigma_b2`` (:func:`meanfield.critical_sigma_w2`)."""
+    act = meanfield.get_activation(activation)
+    sigma_b2 = float(sigma_b2)
+    if sigma_w2 is None:
+        sigma_w2 = meanfield.critical_sigma_w2(act, sigma_b2)[0]
+    return act, float(sigma_w2), sigma_b2
 
 
 def standard_error(values: np.ndarray, axis: int = 0) -> np.ndarray:

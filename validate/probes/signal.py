@@ -30,6 +30,7 @@ from validate.probes.common import (
     ResultStore,
     check_positive_int,
     resolve_device,
+    resolve_variances,
     standard_error,
     torch_dtype,
     torch_generator,
@@ -120,11 +121,7 @@ def signal_fc(activation="tanh", sigma_w2: float | None = None, sigma_b2: float 
         root-mean-square deviation of a single network from the theory (it shrinks like ``1 / sqrt(width)``).
         ``attrs`` holds the settings and ``q0, c0`` of the inputs.
     """
-    act = meanfield.get_activation(activation)
-    sigma_b2 = float(sigma_b2)
-    if sigma_w2 is None:
-        sigma_w2 = float(meanfield.critical_sigma_w2(act, sigma_b2)[0])
-    sigma_w2 = float(sigma_w2)
+    act, sigma_w2, sigma_b2 = resolve_variances(activation, sigma_w2, sigma_b2)
     depth = check_positive_int(depth, "depth")
     width = check_positive_int(width, "width", 2)
     draws = check_positive_int(draws, "draws")
@@ -236,11 +233,7 @@ def signal_cnn(activation="tanh", sigma_w2: float | None = None, sigma_b2: float
         ``Sigma_aa' / sqrt(Sigma_aa Sigma_a'a')``), ``q_z, c_z`` and ``cov_max_z``, the largest
         ``|sampled - theory| / stderr`` over all entries of ``Sigma^l``.
     """
-    act = meanfield.get_activation(activation)
-    sigma_b2 = float(sigma_b2)
-    if sigma_w2 is None:
-        sigma_w2 = float(meanfield.critical_sigma_w2(act, sigma_b2)[0])
-    sigma_w2 = float(sigma_w2)
+    act, sigma_w2, sigma_b2 = resolve_variances(activation, sigma_w2, sigma_b2)
     depth = check_positive_int(depth, "depth")
     channels = check_positive_int(channels, "channels")
     draws = check_positive_int(draws, "draws")

@@ -27,7 +27,14 @@ from torch import nn
 import meanfield
 import rmt
 from validate.models import FCNet, init_model_
-from validate.probes.common import ResultStore, check_positive_int, resolve_device, torch_dtype, torch_generator
+from validate.probes.common import (
+    ResultStore,
+    check_positive_int,
+    resolve_device,
+    resolve_variances,
+    torch_dtype,
+    torch_generator,
+)
 
 __all__ = ["network_spectrum", "spectra", "is_homogeneous", "ARCHITECTURES", "INITS", "DEFAULT_SETTINGS"]
 
@@ -80,11 +87,7 @@ def network_spectrum(activation="tanh", sigma_w2: float | None = None, sigma_b2:
     pandas.DataFrame
         Columns ``draw``, ``lam`` (ascending within a draw); ``attrs`` holds ``q_star`` and the settings.
     """
-    act = meanfield.get_activation(activation)
-    sigma_b2 = float(sigma_b2)
-    if sigma_w2 is None:
-        sigma_w2 = float(meanfield.critical_sigma_w2(act, sigma_b2)[0])
-    sigma_w2 = float(sigma_w2)
+    act, sigma_w2, sigma_b2 = resolve_variances(activation, sigma_w2, sigma_b2)
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, got {architecture!r}")
     if init not in INITS:
