@@ -291,16 +291,21 @@ def _diagnose(parser, args) -> int:
     return 0
 
 
+def _add_network_arguments(p, depth: int) -> None:
+    """``--activation``, ``--sigma-w2`` (default: critical), ``--sigma-b2``, ``--depth`` of the random-net probes."""
+    p.add_argument("--activation", default="tanh")
+    p.add_argument("--sigma-w2", type=float, default=None, help="default: critical for --sigma-b2")
+    p.add_argument("--sigma-b2", type=float, default=0.05)
+    p.add_argument("--depth", type=int, default=depth)
+
+
 def add_probe_subcommands(sub) -> None:
     """Register the probe subcommands on ``sub`` (the result of ``parser.add_subparsers``)."""
     p = sub.add_parser("signal", help="layer-wise q^l, c^l of random nets beside the mean-field maps",
                        description="Empirical q^l and c^l (FC) or spatial covariance (CNN) of random torch networks "
                                    "at init beside meanfield.iterate_maps / propagate_covariance.")
     p.add_argument("--model", choices=["fc", "cnn"], default="fc")
-    p.add_argument("--activation", default="tanh")
-    p.add_argument("--sigma-w2", type=float, default=None, help="default: critical for --sigma-b2")
-    p.add_argument("--sigma-b2", type=float, default=0.05)
-    p.add_argument("--depth", type=int, default=20)
+    _add_network_arguments(p, depth=20)
     p.add_argument("--width", default="64,128,256,512", help="FC width or comma list (a width sweep)")
     p.add_argument("--channels", type=int, default=64, help="CNN channels (default 64)")
     p.add_argument("--draws", type=int, default=32)
@@ -313,10 +318,7 @@ def add_probe_subcommands(sub) -> None:
     p = sub.add_parser("spectra", help="Jacobian singular values of torch nets beside rmt.jacobian_spectrum",
                        description="Singular values of the input-output Jacobian of random torch networks at init "
                                    "beside rmt.jacobian_spectrum, with the KS distance per setting.")
-    p.add_argument("--activation", default="tanh")
-    p.add_argument("--sigma-w2", type=float, default=None, help="default: critical for --sigma-b2")
-    p.add_argument("--sigma-b2", type=float, default=0.05)
-    p.add_argument("--depth", type=int, default=16)
+    _add_network_arguments(p, depth=16)
     p.add_argument("--width", type=int, default=128, help="FC width (default 128)")
     p.add_argument("--channels", type=int, default=8, help="CNN channels (default 8)")
     p.add_argument("--image-size", type=int, default=6, help="CNN image size n (default 6)")
