@@ -5,12 +5,12 @@
    (best of 2 after a JIT warm-up call), each beside a plain per-point baseline measured in the same run on the same
    grid: for each ``lam``, ``scipy.optimize.newton`` (complex) on ``F(z) = log lam`` (mod 2 pi i) with
    ``F(z) = a log(1 + m) + (L - 1) log m + L log(sigma_w2 z)``, ``m = M_{D^2}(z)`` summed in numpy over the nodes of
-   the finest rule the solver may use (``rmt.d2_law`` with ``D2_RULES[-1]``, 64x the core's nodes per panel: the core
-   rule alone is off by up to 100% where ``z`` comes close to the range of ``phi'^2``), seeded by the tangent
+   a fine rule (``rmt.d2_law`` with :data:`BASELINE_NODES` per panel, 64x the core's nodes: the core rule alone is
+   off by up to 100% where ``z`` comes close to the range of ``phi'^2``), seeded by the tangent
    predictor from the previous point's root (the first one by the quadratic expansion at the baseline's own upper
    edge; seeding with the previous root itself jumped to non-physical roots deep in the tail, 3e-4 off, erf). Both
    must agree on the density (the share of points within 1e-6 is printed; next to a soft edge the density is
-   ill-conditioned and the solver's coarser rule can differ by a few 1e-6 there). ``--baseline-max-depth`` limits the
+   ill-conditioned and the baseline's atoms can differ by a few 1e-6 there). ``--baseline-max-depth`` limits the
    (slow) baseline. Wall and CPU seconds are printed (on a loaded machine the CPU time is the better figure).
 2. ``import rmt`` and a cold ``python -m rmt spectrum`` in fresh processes.
 3. Optionally (``--sample``) the sampled spectrum of a width-1024, depth-256 tanh network (QR accumulation).
@@ -35,7 +35,9 @@ from scipy import optimize
 
 import meanfield
 import rmt
-from rmt.transforms import D2_RULES
+
+#: Gauss-Legendre nodes per panel of the baseline's rule for D^2 (64x the core's GL_NODES).
+BASELINE_NODES = 768
 
 
 def baseline_density(lam: np.ndarray, law, sigma_w2: float, depth: int, weights: str) -> np.ndarray:
@@ -142,7 +144,7 @@ def main() -> None:
         worst = max(worst, best)
         base_text = agree_text = speed = "-"
         if result.lam.size and depth <= args.baseline_max_depth and result.params.get("depth") == depth:
-            law = rmt.d2_law(activation, result.params["q"], nodes_per_panel=D2_RULES[-1][0])
+            law = rmt.d2_law(activation, result.params["q"], nodes_per_panel=BASELINE_NODES)
             grid = result.lam[:-1] if result.support[0] == 0.0 else result.lam[1:-1]
             ours = result.density[:-1] if result.support[0] == 0.0 else result.density[1:-1]
             t0 = time.perf_counter()

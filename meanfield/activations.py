@@ -223,13 +223,12 @@ def _sigmoid() -> Activation:
     def phi(x):
         return _special().expit(x)
 
-    def dphi(x):
-        s = _special().expit(x)
-        return s * (1.0 - s)
+    def dphi(x):  # expit(x) expit(-x): no cancellation in 1 - expit(x) for large x
+        return _special().expit(x) * _special().expit(-x)
 
     def d2phi(x):
-        s = _special().expit(x)
-        return s * (1.0 - s) * (1.0 - 2.0 * s)
+        s, t = _special().expit(x), _special().expit(-x)
+        return s * t * (t - s)
 
     return Activation("sigmoid", _vec(phi), _vec(dphi), _vec(d2phi),
                       symbolic=_symbolic(lambda sp, x: 1 / (1 + sp.exp(-x))))

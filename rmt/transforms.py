@@ -30,12 +30,11 @@ import numba
 import numpy as np
 
 from meanfield import NoFixedPointWarning, gaussian_nodes, get_activation, q_star
-from meanfield.quadrature import GL_NODES, GL_NODES_CHECK, standard_normal_rule
+from meanfield.quadrature import standard_normal_rule
 
 from .checks import check_positive, check_sigma_b2, check_weights, is_positively_homogeneous
 
 __all__ = [
-    "D2_RULES",
     "D2Law",
     "d2_law",
     "stieltjes_sums",
@@ -51,9 +50,6 @@ __all__ = [
     "weight_stieltjes",
 ]
 
-#: (nodes per panel, check nodes per panel) of the core's rule, from its default to finer ones that resolve transforms
-#: of D^2 closer to the real axis; the first is the core's own pair (gaussian_nodes and its error check).
-D2_RULES = tuple((k * GL_NODES, k * GL_NODES_CHECK) for k in (1, 4, 16, 64))
 
 
 # --------------------------------------------------------------------------------------------------------------------

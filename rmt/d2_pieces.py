@@ -1,0 +1,481 @@
+"""The law of ``D^2 = diag(phi'(h)^2)``, ``h ~ N(0, q)``, with transforms exact up to the real axis.
+
+A sum over quadrature atoms ``sum_i w_i / (z - d_i)`` is the Stieltjes transform of the continuous law of ``D^2`` only
+while ``z`` stays farther from the range of ``phi'^2`` than the atoms are spaced (:mod:`rmt.transforms`). The Jacobian
+spectrum needs it much closer: in the tails of ``J J^T`` the subordination point ``z`` comes within ``1e-10`` and less
+of the real axis. This module removes that limit by singularity subtraction (product integration):
+
+* ``h`` is cut into panels (the core's panels, :func:`meanfield.quadrature.breakpoints`, plus the kinks of ``phi``
+  and the critical points of ``phi'``, bisected until ``phi'`` is resolved), on which ``f = phi'`` is monotone and
+  smooth; each panel has a degree-:data:`N_CHEB` Chebyshev model of ``f`` (first-kind points: no evaluation at a kink)
+  and an :data:`N_GL`-point Gauss-Legendre rule.
+* On a panel ``[alpha, beta]`` the integrand of ``G(z) = int p(h) / (z - f(h)^2) dh`` has a pole at each root
+  ``h_k`` of ``f(h) = +-sqrt(z)``; with ``c = p(h_k) / g'(h_k)`` (``g = f^2``), ``p / (z - g) - c / (h_k - h)`` is
+  analytic there, so Gauss-Legendre integrates it to full precision, and ``int c / (h_k - h) dh`` is
+  ``c (log(h_k - alpha) - log(h_k - beta))`` exactly. The panel's transform is therefore its plain atomic sum plus
+  ``c E(h_k)``, ``E(h) = log(h - alpha) - log(h - beta) - sum_i omega_i / (h - h_i)`` (the rule's own error on the
+  Cauchy kernel), for every root inside the Bernstein ellipse :data:`RHO` of the panel (farther roots leave an
+  error below ``RHO^(-2 N_GL)``, 2e-10). As ``Im z -> 0+`` this gives the boundary value: principal value and
+  ``-i pi`` times the density of ``D^2``.
+* Roots are found by Newton on the Chebyshev model from an inverse-interpolation seed (and, next to a critical point
+  of ``f``, from the two roots of its quadratic model, which coalesce there); panels whose ellipse cannot contain a
+  root are skipped by a Rouche bound. ``M = z G - 1`` and the ``z``-derivatives ``M'``, ``M''`` get the matching
+  corrections (chain rule through ``h_k(z)``, ``dh_k/dz = 1 / g'(h_k)``).
+
+Panels where ``phi'`` is constant (ReLU, hard tanh, the positive side of ELU) are atoms of ``D^2`` and get no
+correction. Accuracy against adaptive quadrature of the continuous law: see ``tests/test_d2_pieces.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from meanfield import get_activation
+from meanfield.quadrature import breakpoints, legendre_rule
+
+from .transforms import D2Law, stieltjes_sums
+
+__all__ = ["D2Pieces", "N_CHEB", "N_GL", "RHO", "d2_pieces", "resolved_sums"]
+
+#: Degree of the Chebyshev model of ``phi'`` on each panel.
+N_CHEB = 32
+#: Gauss-Legendre nodes per panel.
+N_GL = 16
+#: Roots of ``phi'(h) = +-sqrt(z)`` inside the Bernstein ellipse ``E_RHO`` of a panel are subtracted (a pole outside
+#: it leaves a Gauss-Legendre error below ``RHO^(-2 N_GL)``, 2e-10 relative to that panel's share).
+RHO = 2.0
+#: ``|x - 1| + |x + 1|`` on the boundary of ``E_RHO`` (in the panel's variable ``x`` in ``[-1, 1]``).
+ELLIPSE_SUM = RHO + 1.0 / RHO
+#: A panel's model is accepted when its last Chebyshev coefficients are below this (relative to ``max |phi'|``).
+CHEB_TOL = 2e-15
+#: Most halvings of one panel (a ``phi'`` that is not smooth between its declared kinks stops there).
+MAX_SPLITS = 10
+#: Below this ``|phi'|`` the model is resolved to absolute accuracy (``phi'^2`` underflows below ``1e-300``).
+FLOOR = 1e-150
+#: First-kind Chebyshev points on [-1, 1], ascending.
+CHEB_X = -np.cos(np.pi * (np.arange(N_CHEB + 1) + 0.5) / (N_CHEB + 1))
+_COS = np.cos(np.pi * np.outer(np.arange(N_CHEB + 1), np.arange(N_CHEB + 1)[::-1] + 0.5) / (N_CHEB + 1))
+# columns of pan
+_MID, _HALF, _FMID, _RADIUS, _CRIT_LO, _CRIT_HI, _FLAT, _NCOEF, _LOG, _SIGN, _GMIN, _GMAX = range(12)
+#: Columns of ``D2Pieces.pan``.
+N_COLUMNS = 12
+
+
+@dataclass(frozen=True)
+class D2Pieces:
+    """Piecewise model of ``f = phi'`` on ``|h| <= 13 sqrt(q)`` (arrays for :func:`resolved_sums`).
+
+    Attributes
+    ----------
+    law : D2Law
+        The atoms ``phi'(h_i)^2`` at every panel's Gauss-Legendre nodes, with weights (merged where equal).
+    pan : ndarray, shape (P, N_COLUMNS)
+        Per panel: midpoint, half-width, the model at the midpoint, Rouche radius, critical-point flags at the two
+        ends, flat flag (``phi'`` constant: an atom of ``D^2``), number of Chebyshev coefficients above rounding, log
+        flag (the model is ``log |f|``, else ``f``), the sign of ``f``, min and max of ``phi'^2``.
+    cheb : ndarray, shape (P, 4, N_CHEB + 1)
+        Chebyshev coefficients of the model and of its first three derivatives in the panel variable ``x``.
+    table : ndarray, shape (P, N_CHEB + 1)
+        The model at :data:`CHEB_X` (Newton seeds).
+    nodes, omega : ndarray, shape (P, N_GL)
+        Gauss-Legendre nodes ``h_i`` and weights (in ``dh``, without the Gaussian density).
+    gauss : ndarray, shape (2,)
+        ``(q, c)``: the density of ``h`` is ``c exp(-h^2 / (2 q))`` (normalised so the atoms' weights sum to 1).
+    """
+
+    law: D2Law
+    pan: np.ndarray
+    cheb: np.ndarray
+    table: np.ndarray
+    nodes: np.ndarray
+    omega: np.ndarray
+    gauss: np.ndarray
+
+    @property
+    def arrays(self) -> tuple:
+        """``(pan, cheb, table, nodes, omega, gauss, memo)``: the correction's arguments of :func:`resolved_sums`
+        (``memo``, shape ``(P, 3)``, keeps each panel's last roots as Newton seeds for the next ``z``; NaN: none)."""
+        return self.pan, self.cheb, self.table, self.nodes, self.omega, self.gauss, self.memo
+
+    @property
+    def memo(self) -> np.ndarray:
+        memo = self.__dict__.get("_memo")
+        if memo is None:
+            memo = np.full((self.pan.shape[0], 3), np.nan + 0j)
+            object.__setattr__(self, "_memo", memo)
+        return memo
+
+    def in_continuous_range(self, x: float) -> bool:
+        """True when ``x`` lies in the range of ``phi'^2`` over a panel where ``phi'`` is not constant (where the
+        density of ``D^2`` is positive, so no real ``z`` solves the spectral equation)."""
+        smooth = self.pan[:, _FLAT] == 0
+        return bool(np.any(smooth & (self.pan[:, _GMIN] < x) & (x < self.pan[:, _GMAX])))
+
+
+def _chebyshev_coefficients(values: np.ndarray) -> np.ndarray:
+    """Coefficients (rows) of the degree-``N_CHEB`` interpolant through ``values`` at :data:`CHEB_X` (rows)."""
+    coef = values @ _COS.T * (2.0 / (N_CHEB + 1))
+    coef[:, 0] *= 0.5
+    return coef
+
+
+def _model_errors(vals: np.ndarray):
+    """Relative Chebyshev tails of the two models of ``f = phi'`` on each panel (rows of ``vals`` at :data:`CHEB_X`)
+    and which to use: ``log |f|`` where ``f`` keeps its sign (its relative accuracy holds however fast ``f`` decays:
+    tanh, erf, sigmoid tails), else ``f`` itself (panels where ``phi'`` has a zero: gelu, swish, sin).
+
+    Returns ``(f_ratio, log_ratio, log_mode)``; a sign-keeping panel whose ``|f|`` spans more than a factor 10 is
+    resolved only by its log model."""
+    size = np.max(np.abs(vals), axis=1)
+    f_ratio = np.max(np.abs(_chebyshev_coefficients(vals)[:, -3:]), axis=1) / np.maximum(size, FLOOR)
+    keeps_sign = np.all(vals > 0, axis=1) | np.all(vals < 0, axis=1)
+    log_ratio = np.full(vals.shape[0], np.inf)
+    if keeps_sign.any():
+        logs = np.log(np.abs(vals[keeps_sign]))
+        tail = np.max(np.abs(_chebyshev_coefficients(logs)[:, -3:]), axis=1)
+        log_ratio[keeps_sign] = tail / np.maximum(1.0, np.max(np.abs(logs), axis=1))
+    wide = keeps_sign & (np.min(np.abs(vals), axis=1) < 0.1 * size)
+    f_ratio[wide] = np.inf
+    return f_ratio, log_ratio, keeps_sign & (log_ratio <= np.maximum(f_ratio, CHEB_TOL))
+
+
+def _critical_points(act, b: np.ndarray) -> np.ndarray:
+    """Sign changes of ``phi''`` (critical points of ``phi'``) inside the panels ``b``, to rounding (bisection)."""
+    t = np.linspace(0.0, 1.0, 65)[1:-1]
+    h = b[:-1, None] + (b[1:] - b[:-1])[:, None] * t
+    h = np.concatenate([h.ravel(), b[1:-1]])
+    h.sort()
+    v = np.asarray(act.d2phi(h), dtype=np.float64)
+    exact = h[1:-1][(v[1:-1] == 0.0) & (v[:-2] * v[2:] < 0)]  # phi'' = 0 at a sample (tanh at 0)
+    change = np.nonzero(v[:-1] * v[1:] < 0)[0]
+    lo, hi, vlo = h[change], h[change + 1], v[change]
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        vm = np.asarray(act.d2phi(mid), dtype=np.float64)
+        left = vm * vlo > 0
+        lo, vlo = np.where(left, mid, lo), np.where(left, vm, vlo)
+        hi = np.where(left, hi, mid)
+    return np.union1d(0.5 * (lo + hi), exact)
+
+
+def d2_pieces(activation, q: float) -> D2Pieces:
+    """The law of ``D^2`` at pre-activation variance ``q > 0`` with its piecewise model (module docstring).
+
+    Parameters
+    ----------
+    activation : str or meanfield.Activation
+        Anything :func:`meanfield.get_activation` accepts.
+    q : float
+        Variance of ``h``, ``> 0``.
+    """
+    act = get_activation(activation)
+    q = float(q)
+    if not (math.isfinite(q) and q > 0):
+        raise ValueError(f"q must be a finite variance > 0, got {q}")
+    s = math.sqrt(q)
+    b = breakpoints(q, act.kinks, oscillatory=act.oscillatory) * s
+    crit = _critical_points(act, b)
+    b = np.union1d(b, crit)
+    b = b[np.concatenate([[True], np.diff(b) > 1e-12 * s])]
+    lo, hi = b[:-1], b[1:]
+    before = np.full(lo.size, np.inf)  # the parent's relative tail: a split that does not shrink it is rounding noise
+    done_lo, done_hi, done_vals = [], [], []
+    for level in range(MAX_SPLITS + 1):
+        mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+        vals = np.asarray(act.dphi((mid[:, None] + half[:, None] * CHEB_X).ravel()), dtype=np.float64)
+        vals = vals.reshape(lo.size, N_CHEB + 1)
+        if not np.all(np.isfinite(vals)):
+            raise ValueError(f"phi' of activation {act.name!r} is not finite on |h| <= 13 sqrt(q) at q={q}")
+        f_ratio, log_ratio, _ = _model_errors(vals)
+        ratio = np.minimum(f_ratio, log_ratio)
+        # resolved; or noise-limited (phi' evaluated with rounding noise above CHEB_TOL: halving gains nothing)
+        good = (ratio <= CHEB_TOL) | (ratio > 0.25 * before)
+        if level == MAX_SPLITS:
+            good[:] = True
+        done_lo.append(lo[good])
+        done_hi.append(hi[good])
+        done_vals.append(vals[good])
+        bad = ~good
+        if not bad.any():
+            break
+        lo, hi = np.concatenate([lo[bad], mid[bad]]), np.concatenate([mid[bad], hi[bad]])
+        before = np.concatenate([ratio[bad], ratio[bad]])
+    lo, hi = np.concatenate(done_lo), np.concatenate(done_hi)
+    order = np.argsort(lo)
+    lo, hi = lo[order], hi[order]
+    vals = np.concatenate(done_vals)[order]
+    f_ratio, log_ratio, log_mode = _model_errors(vals)
+    # constant phi' (an atom of D^2), or phi'^2 below 1e-300 (underflowing: nothing to resolve)
+    flat = (np.ptp(vals, axis=1) <= 1e-13 * np.max(np.abs(vals), axis=1)) | (np.max(np.abs(vals), axis=1) < FLOOR)
+    log_mode &= ~flat
+    sign = np.where(vals[:, N_CHEB // 2] < 0, -1.0, 1.0)
+    with np.errstate(divide="ignore"):
+        table = np.where(log_mode[:, None], np.log(np.abs(vals)), vals)
+    table[~np.isfinite(table)] = 0.0  # (flat zero panels: never used)
+    coef = _chebyshev_coefficients(table)
+    mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    cheb = np.empty((lo.size, 4, N_CHEB + 1))
+    cheb[:, 0] = coef
+    for k in range(1, 4):
+        cheb[:, k] = np.pad(np.polynomial.chebyshev.chebder(cheb[:, k - 1].T).T, ((0, 0), (0, 1)))
+    # each panel's series is summed to its last coefficient above the rounding floor of the interpolant
+    needed = np.abs(coef) > 1.5e-15 * np.max(np.abs(coef), axis=1, keepdims=True)
+    length = np.maximum(N_CHEB + 1 - np.argmax(needed[:, ::-1], axis=1), 4)
+    # Rouche bound: no root of model = target inside E_RHO when |target - model(0)| exceeds max |model - model(0)|
+    # on its boundary
+    theta = np.linspace(0.0, 2.0 * np.pi, 129)[:-1]
+    ring = 0.5 * (RHO * np.exp(1j * theta) + np.exp(-1j * theta) / RHO)
+    on_ring = np.polynomial.chebyshev.chebval(ring, coef.T)  # (P, 128)
+    f_mid = np.polynomial.chebyshev.chebval(0.0, coef.T)
+    radius = 1.05 * np.max(np.abs(on_ring - f_mid[:, None]), axis=1)
+    near = 1e-10 * s
+    crit_lo = np.array([np.any(np.abs(crit - x) <= near) for x in lo], dtype=bool)
+    crit_hi = np.array([np.any(np.abs(crit - x) <= near) for x in hi], dtype=bool)
+    x_gl, w_gl = legendre_rule(N_GL)
+    nodes = mid[:, None] + half[:, None] * x_gl
+    omega = half[:, None] * w_gl
+    density = np.exp(-0.5 * nodes * nodes / q) / math.sqrt(2.0 * math.pi * q)
+    weights = omega * density
+    total = weights.sum()
+    d = np.asarray(act.dphi(nodes.ravel()), dtype=np.float64).reshape(nodes.shape) ** 2
+    g_table = vals**2
+    pan = np.column_stack([mid, half, f_mid, radius, crit_lo, crit_hi, flat, length, log_mode, sign,
+                           np.minimum(g_table.min(axis=1), d.min(axis=1)),
+                           np.maximum(g_table.max(axis=1), d.max(axis=1))]).astype(np.float64)
+    keep = weights.ravel() > 0
+    law = D2Law(values=d.ravel()[keep], weights=(weights.ravel() / total)[keep], q=q, activation=act.name)
+    return D2Pieces(law.merged(), np.ascontiguousarray(pan), np.ascontiguousarray(cheb), np.ascontiguousarray(table),
+                    np.ascontiguousarray(nodes), np.ascontiguousarray(omega),
+                    np.array([q, 1.0 / (math.sqrt(2.0 * math.pi * q) * total)]))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# numba kernels
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def _clenshaw(c, x):
+    """Chebyshev series ``sum_k c[k] T_k(x)`` at complex ``x``."""
+    b1 = 0j
+    b2 = 0j
+    for k in range(c.shape[0] - 1, 0, -1):
+        b0 = 2.0 * x * b1 - b2 + c[k]
+        b2 = b1
+        b1 = b0
+    return x * b1 - b2 + c[0]
+
+
+@numba.njit(cache=True)
+def _clenshaw2(c0, c1, x):
+    """Two Chebyshev series (``f`` and ``f'``) at complex ``x`` in one pass."""
+    b1 = 0j
+    b2 = 0j
+    e1 = 0j
+    e2 = 0j
+    x2 = 2.0 * x
+    for k in range(c0.shape[0] - 1, 0, -1):
+        b0 = x2 * b1 - b2 + c0[k]
+        e0 = x2 * e1 - e2 + c1[k]
+        b2 = b1
+        b1 = b0
+        e2 = e1
+        e1 = e0
+    return x * b1 - b2 + c0[0], x * e1 - e2 + c1[0]
+
+
+@numba.njit(cache=True)
+def _polish(s, c0, c1, x):
+    """Newton on ``f(x) = s`` from ``x``; returns ``(x, converged)``. Steps are capped at 1; an iterate beyond
+    ``|x| = 2`` (the ellipse lies within ``|x| <= 1.25``) is abandoned."""
+    for _ in range(30):
+        f, fp = _clenshaw2(c0, c1, x)
+        if fp == 0:
+            return x, False
+        dx = (f - s) / fp
+        if abs(dx) > 1.0:
+            dx = dx / abs(dx)
+        x = x - dx
+        if abs(x) > 2.0:
+            return x, False
+        if abs(dx) <= 1e-9:
+            f, fp = _clenshaw2(c0, c1, x)
+            if fp != 0:
+                x = x - (f - s) / fp
+            return x, True
+    return x, False
+
+
+@numba.njit(cache=True)
+def _add_root(x, roots, n):
+    """Append ``x`` to ``roots[:n]`` when it lies inside the ellipse and is new; returns the new count."""
+    if abs(x - 1.0) + abs(x + 1.0) > ELLIPSE_SUM:
+        return n
+    for j in range(n):
+        if abs(roots[j] - x) <= 1e-9:
+            return n
+    if n < roots.shape[0]:
+        roots[n] = x
+        n += 1
+    return n
+
+
+@numba.njit(cache=True)
+def _panel_roots(s, k, pan, cheb, table, roots, memo, slot):
+    """Roots ``x`` of ``model(x) = s`` inside the ellipse of panel ``k`` (panel variable); returns their count.
+
+    The first Newton start is ``memo[k, slot]`` (the root found at the previous ``z``) when there is one and it
+    converges inside the ellipse, else the inverse interpolation of ``Re s`` in the panel's table."""
+    nc = int(pan[k, _NCOEF])
+    c0 = cheb[k, 0, :nc]
+    c1 = cheb[k, 1, :nc]
+    n = 0
+    found = False
+    if slot >= 0 and memo[k, slot] == memo[k, slot]:
+        x, ok = _polish(s, c0, c1, memo[k, slot])
+        if ok and abs(x - 1.0) + abs(x + 1.0) <= ELLIPSE_SUM:
+            n = _add_root(x, roots, n)
+            found = True
+    if not found:
+        t = table[k]
+        n_t = t.shape[0]
+        r = s.real
+        x0 = CHEB_X[0] if abs(t[0] - r) <= abs(t[n_t - 1] - r) else CHEB_X[n_t - 1]
+        for j in range(n_t - 1):
+            if (t[j] - r) * (t[j + 1] - r) <= 0.0 and t[j + 1] != t[j]:
+                x0 = CHEB_X[j] + (r - t[j]) * (CHEB_X[j + 1] - CHEB_X[j]) / (t[j + 1] - t[j])
+                break
+        x, ok = _polish(s, c0, c1, complex(x0, 0.0))
+        if ok:
+            n = _add_root(x, roots, n)
+        if slot >= 0:
+            memo[k, slot] = roots[0] if n else complex(np.nan, np.nan)
+    for end in range(2):
+        if pan[k, _CRIT_LO + end] == 0.0:
+            continue
+        xe = -1.0 if end == 0 else 1.0
+        fe = _clenshaw(c0, complex(xe, 0.0))
+        f2 = _clenshaw(cheb[k, 2, :nc], complex(xe, 0.0))
+        if f2 == 0:
+            continue
+        dr = np.sqrt(2.0 * (s - fe) / f2)
+        for sign in (1.0, -1.0):
+            x, ok = _polish(s, c0, c1, xe + sign * dr)
+            if ok:
+                n = _add_root(x, roots, n)
+    return n
+
+
+@numba.njit(cache=True)
+def _root_correction(h, g1, g2, g3, k, pan, nodes, omega, q, pc):
+    """``(K, dK/dz, d2K/dz2)`` of the subtracted pole at the root ``h`` of panel ``k``; ``g1..g3`` are the
+    derivatives of ``g = phi'^2`` there."""
+    if g1 == 0:
+        return 0j, 0j, 0j
+    mid = pan[k, _MID]
+    half = pan[k, _HALF]
+    p = pc * np.exp(-0.5 * h * h / q)
+    p1 = -h / q * p
+    p2 = (h * h / (q * q) - 1.0 / q) * p
+    alpha = mid - half
+    beta = mid + half
+    if h.imag == 0.0 and alpha < h.real < beta:
+        # z on the real axis inside the range: the boundary value from Im z -> 0+ (Im h_k has the sign of g')
+        side = 1.0 if g1.real > 0 else -1.0
+        e0 = complex(math.log((h.real - alpha) / (beta - h.real)), -math.pi * side)
+    else:
+        e0 = np.log(h - alpha) - np.log(h - beta)
+    ra = 1.0 / (h - alpha)
+    rb = 1.0 / (h - beta)
+    e1 = ra - rb
+    e2 = rb * rb - ra * ra
+    for i in range(nodes.shape[1]):
+        r = 1.0 / (h - nodes[k, i])
+        t = omega[k, i] * r
+        e0 -= t
+        t *= r
+        e1 += t
+        e2 -= 2.0 * t * r
+    inv = 1.0 / g1
+    c = p * inv
+    ch = (p1 - p * g2 * inv) * inv
+    chh = (p2 - 2.0 * p1 * g2 * inv - p * g3 * inv + 2.0 * p * g2 * g2 * inv * inv) * inv
+    kk = c * e0
+    kh = ch * e0 + c * e1
+    khh = chh * e0 + 2.0 * ch * e1 + c * e2
+    return kk, kh * inv, khh * inv * inv - kh * g2 * inv * inv * inv
+
+
+@numba.njit(cache=True)
+def _model_derivs(x, k, pan, cheb):
+    """The model and its first three derivatives in ``h`` at the panel variable ``x`` of panel ``k``."""
+    half = pan[k, _HALF]
+    nc = int(pan[k, _NCOEF])
+    v0, v1 = _clenshaw2(cheb[k, 0, :nc], cheb[k, 1, :nc], x)
+    v2, v3 = _clenshaw2(cheb[k, 2, :nc], cheb[k, 3, :nc], x)
+    return v0, v1 / half, v2 / (half * half), v3 / (half * half * half)
+
+
+@numba.njit(cache=True)
+def resolved_sums(z, d, w, pan, cheb, table, nodes, omega, gauss, memo):
+    """``(M, M', M'', G)`` at complex ``z`` (``Im z >= 0``) of the continuous law of ``D^2`` (module docstring):
+    :func:`rmt.transforms.stieltjes_sums` over the atoms ``d``, ``w`` plus the subtracted poles of every panel."""
+    m, m1, m2, g0 = stieltjes_sums(z, d, w)
+    if pan.shape[0] == 0:
+        return m, m1, m2, g0
+    sq = np.sqrt(complex(z))
+    q = gauss[0]
+    pc = gauss[1]
+    kk = 0j
+    k1 = 0j
+    k2 = 0j
+    roots = np.empty(6, dtype=np.complex128)
+    for k in range(pan.shape[0]):
+        if pan[k, _FLAT] != 0.0:
+            continue
+        centre = pan[k, _FMID]
+        radius = pan[k, _RADIUS]
+        half = pan[k, _HALF]
+        if pan[k, _LOG] != 0.0:
+            # f = sign exp(l): f = +-sqrt(z) at l = log(sign sqrt(z)) + i pi j for every integer j
+            t0 = np.log(pan[k, _SIGN] * sq)
+            if abs(t0.real - centre) > radius:
+                continue
+            j_lo = math.ceil((-radius - t0.imag) / math.pi)
+            j_hi = math.floor((radius - t0.imag) / math.pi)
+            for j in range(j_lo, j_hi + 1):
+                target = t0 + complex(0.0, math.pi * j)
+                if abs(target - centre) > radius:
+                    continue
+                slot = 0 if j == 0 else (1 if j == -1 else (2 if j == 1 else -1))
+                n = _panel_roots(target, k, pan, cheb, table, roots, memo, slot)
+                for i in range(n):
+                    _, l1, l2, l3 = _model_derivs(roots[i], k, pan, cheb)
+                    g1 = 2.0 * z * l1
+                    g2 = 2.0 * z * (2.0 * l1 * l1 + l2)
+                    g3 = 2.0 * z * (4.0 * l1 * l1 * l1 + 6.0 * l1 * l2 + l3)
+                    a, b, c = _root_correction(pan[k, _MID] + half * roots[i], g1, g2, g3, k, pan, nodes, omega, q,
+                                               pc)
+                    kk += a
+                    k1 += b
+                    k2 += c
+            continue
+        for slot in range(2):
+            target = sq if slot == 0 else -sq
+            if abs(target - centre) > radius:
+                continue
+            n = _panel_roots(target, k, pan, cheb, table, roots, memo, slot)
+            for i in range(n):
+                f, f1, f2, f3 = _model_derivs(roots[i], k, pan, cheb)
+                g1 = 2.0 * f * f1
+                g2 = 2.0 * (f1 * f1 + f * f2)
+                g3 = 2.0 * (3.0 * f1 * f2 + f * f3)
+                a, b, c = _root_correction(pan[k, _MID] + half * roots[i], g1, g2, g3, k, pan, nodes, omega, q, pc)
+                kk += a
+                k1 += b
+                k2 += c
+    return m + z * kk, m1 + kk + z * k1, m2 + 2.0 * k1 + z * k2, g0 + kk

@@ -1,0 +1,158 @@
+"""rmt.d2_pieces: transforms of the continuous law of D^2 up to the real axis (issue 14, speed of every case).
+
+Checked against things computed without it: the density of ``phi'(h)^2`` by change of variables (real roots by
+brentq), high-precision quadrature (mpmath, split at the complex pole), finite differences, conjugate symmetry, and
+the plain atomic sums where those are exact (far from the range of ``phi'^2``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from meanfield import get_activation
+from rmt.d2_pieces import d2_pieces, resolved_sums
+from rmt.transforms import stieltjes_sums
+
+SMOOTH = ["tanh", "erf", "sigmoid", "gelu", "swish", "sin", "softplus", "elu", "selu"]
+
+
+def _sums(model, z):
+    return resolved_sums(complex(z), model.law.values, model.law.weights, *model.arrays)
+
+
+def _density_of_d2(act, q: float, x: float) -> float:
+    """Density of ``phi'(h)^2`` at ``x`` by change of variables: ``sum p(h_r) / |g'(h_r)|`` over the real roots of
+    ``phi'(h) = +-sqrt(x)`` (each sign separately: the two roots next to a zero of ``phi'`` are 1e-5 apart)."""
+    s = math.sqrt(q)
+    h = np.linspace(-13.0 * s, 13.0 * s, 400_001)
+    f = act.dphi(h)
+    total = 0.0
+    for target in (math.sqrt(x), -math.sqrt(x)):
+        for i in np.nonzero(np.sign(f[:-1] - target) != np.sign(f[1:] - target))[0]:
+            if any(h[i] <= k <= h[i + 1] for k in act.kinks):
+                continue  # phi' jumps across the target at a kink (selu): not a root
+            r = brentq(lambda t, c=target: float(act.dphi(np.array([t]))[0]) - c, h[i], h[i + 1], xtol=1e-300,
+                       rtol=1e-15)
+            slope = 2.0 * target * float(act.d2phi(np.array([r]))[0])
+            total += math.exp(-0.5 * r * r / q) / math.sqrt(2.0 * math.pi * q) / abs(slope)
+    return total
+
+
+@pytest.mark.parametrize("name", SMOOTH)
+@pytest.mark.parametrize("q", [0.05, 0.57, 4.0, 30.0])
+def test_boundary_value_is_the_density_of_d2(name, q):
+    """``-Im G(x + i0) / pi`` is the density of ``D^2`` (change of variables), at quantiles of the law: 1e-9."""
+    act = get_activation(name)
+    model = d2_pieces(act, q)
+    d, w = model.law.values, model.law.weights
+    order = np.argsort(d)
+    cdf = np.cumsum(w[order])
+    continuous = model.pan[:, 6] == 0
+    lo, hi = model.pan[continuous, 10].min(), model.pan[continuous, 11].max()
+    checked = 0
+    for level in (0.02, 0.2, 0.5, 0.8, 0.98):
+        k = min(int(np.searchsorted(cdf, level)), d.size - 2)
+        x = 0.5 * float(d[order][k] + d[order][k + 1])  # between two atoms of the rule
+        if not lo < x < hi or np.any(np.abs(d - x) <= 1e-12 * x):
+            continue  # an atom of D^2 (elu's positive side), or outside the continuous range
+        expected = _density_of_d2(act, q, x)
+        if expected == 0.0:
+            continue
+        got = -_sums(model, x)[3].imag / math.pi
+        assert got == pytest.approx(expected, rel=1e-9), (name, q, x)
+        checked += 1
+    assert checked >= 1
+
+
+@pytest.mark.parametrize("name", SMOOTH)
+def test_far_from_the_range_equals_the_atomic_sums(name):
+    """Where the atoms are exact (far from the range of phi'^2) nothing is subtracted wrongly: 1e-13."""
+    model = d2_pieces(name, 0.8)
+    top = model.law.values.max()
+    for z in (complex(3.0 * top + 1.0, 0.5), complex(-2.0 * top - 1.0, 0.1), complex(0.3 * top, 5.0 * top + 1.0)):
+        got = _sums(model, z)
+        plain = stieltjes_sums(z, model.law.values, model.law.weights)
+        for a, b in zip(got, plain, strict=True):
+            assert abs(a - b) <= 1e-13 * abs(b) + 1e-300
+
+
+@pytest.mark.parametrize("name", ["tanh", "gelu", "sin", "sigmoid"])
+def test_conjugate_symmetry_and_derivatives(name):
+    """``G(conj z) = conj G(z)``; ``M'`` and ``M''`` match central differences of ``M`` near the real axis."""
+    model = d2_pieces(name, 1.3)
+    top = model.law.values.max()
+    for x in (1e-4 * top, 0.3 * top, 0.9 * top):
+        z = complex(x, 1e-3 * top)
+        m, m1, m2, g = _sums(model, z)
+        mc, _, _, gc = _sums(model, z.conjugate())
+        assert abs(gc - g.conjugate()) <= 1e-12 * abs(g)
+        assert abs(mc - m.conjugate()) <= 1e-12 * abs(m)
+        step = 1e-2 * z.imag  # (M is smooth to about 1e-11 relative: the subtraction's own accuracy)
+        plus, minus = _sums(model, z + step), _sums(model, z - step)
+        assert abs((plus[0] - minus[0]) / (2 * step) - m1) <= 1e-4 * abs(m1)
+        assert abs((plus[1] - minus[1]) / (2 * step) - m2) <= 1e-4 * abs(m2)
+        assert abs(z * g - 1.0 - m) <= 1e-10 * max(abs(m), 1.0)  # M = z G - 1
+
+
+def _mpmath_stieltjes(name: str, q: float, z: complex) -> complex:
+    """``E[1 / (z - phi'(h)^2)]`` by mpmath, split at the complex poles (found by mpmath.findroot from the real
+    roots of ``phi'^2 = Re z``) on scales down to ``Im`` of the pole."""
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 25
+    dphi = {
+        "tanh": lambda h: 1 / mp.cosh(h) ** 2,
+        "sigmoid": lambda h: mp.exp(-h) / (1 + mp.exp(-h)) ** 2,
+        "gelu": lambda h: mp.erfc(-h / mp.sqrt(2)) / 2 + h * mp.exp(-h * h / 2) / mp.sqrt(2 * mp.pi),
+        "erf": lambda h: 2 / mp.sqrt(mp.pi) * mp.exp(-h * h),
+    }[name]
+    act = get_activation(name)
+    s = math.sqrt(q)
+    grid = np.linspace(-13 * s, 13 * s, 100_001)
+    g = act.dphi(grid) ** 2 - z.real
+    zz = mp.mpc(z.real, z.imag)
+    points = {-13 * s, 13 * s}
+    for i in np.nonzero(np.sign(g[:-1]) != np.sign(g[1:]))[0]:
+        r = brentq(lambda t: float(act.dphi(np.array([t]))[0]) ** 2 - z.real, grid[i], grid[i + 1], xtol=1e-300,
+                   rtol=1e-15)
+        slope = float(mp.diff(lambda t: dphi(t) ** 2, r))
+        pole = mp.findroot(lambda t: dphi(t) ** 2 - zz, mp.mpc(r, z.imag / slope))
+        centre, width = float(mp.re(pole)), max(abs(float(mp.im(pole))), 1e-30)
+        points.add(centre)
+        for k in range(120):
+            e = width * 10 ** (k / 3)
+            if e > 2:
+                break
+            points.update((centre - e, centre + e))
+    points = sorted(p for p in points if abs(p) <= 13 * s)
+    return complex(mp.quad(lambda t: mp.npdf(t, 0, mp.sqrt(q)) / (zz - dphi(t) ** 2), points))
+
+
+@pytest.mark.parametrize(("name", "q", "x_rel", "y_rel"), [
+    ("tanh", 0.57, 0.3, 1e-12),
+    ("tanh", 0.57, 0.999, 1e-9),  # next to the top of the range (roots coalescing at h = 0)
+    ("gelu", 1.5, 1e-4, 1e-5),  # next to the zero of phi' (mpmath itself is not reliable closer to the axis there)
+    ("sigmoid", 45.7, 1e-6, 1e-6),  # far tail (log model)
+    ("erf", 1.77, 1e-20, 1e-8),  # deep tail, z ~ 1e-20
+])
+def test_near_the_real_axis_matches_mpmath(name, q, x_rel, y_rel):
+    model = d2_pieces(name, q)
+    top = float(model.law.values.max())
+    z = complex(x_rel * top, y_rel * top * x_rel)
+    got = _sums(model, z)[3]
+    assert got == pytest.approx(_mpmath_stieltjes(name, q, z), rel=1e-9)
+
+
+def test_panels_stay_few_at_large_variance():
+    """Steep or underflowing tails (gelu, sigmoid at large q) do not split panels without end."""
+    for name, q in (("gelu", 22.0), ("sigmoid", 46.0), ("tanh", 100.0), ("erf", 50.0)):
+        assert d2_pieces(name, q).pan.shape[0] < 400
+
+
+def test_bad_variance_is_rejected():
+    for q in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="q must be"):
+            d2_pieces("tanh", q)
