@@ -48,7 +48,7 @@ of the continuous law) see ``tests/test_spectrum_accuracy.py``. A soft lower edg
 
 Speed. Stieltjes sums over the atoms are summed in real arithmetic (vectorised), over the merged law (equal atoms of
 an even ``phi'^2`` once); each evaluation adds the poles of the few panels whose Bernstein ellipse can hold a root
-(Rouche bound), seeded by the previous evaluation's roots; the trace reuses ``F'`` and ``m`` of each Newton solution;
+(Rouche bound); the trace reuses ``F'`` and ``m`` of each Newton solution;
 soft-edge probes run only where the density extrapolates to 0 within a few steps; the upper edge is solved by a
 bracketed Newton (no scipy.optimize import on the cold path).
 """
@@ -92,25 +92,29 @@ MAX_HALVINGS = 9
 
 
 @numba.njit(cache=True)
-def _f_derivs(z, d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a, log_sw2):
+def _f_derivs(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2):
     """``(F, F', F'', m)`` at complex ``z``; ``d`` atoms of D^2, ``w`` weights, the rest its panels
     (:func:`rmt.d2_pieces.resolved_sums`)."""
-    m, m1, m2, g0 = resolved_sums(z, d, w, pan, cheb, table, nodes, omega, gauss, memo)
+    m, m1, m2, g0, g1, g2 = resolved_sums(z, d, w, pan, cheb, table, nodes, omega, gauss)
     p = z * g0  # = 1 + m, without cancellation
     f = a * np.log(p) + (L - 1.0) * np.log(m) + L * (log_sw2 + np.log(z))
-    g = a / p + (L - 1.0) / m
-    f1 = g * m1 + L / z
-    f2 = g * m2 - (a / (p * p) + (L - 1.0) / (m * m)) * m1 * m1 - L / (z * z)
+    # log(1 + m) = log z + log G: its derivatives from G (in the tails 1 + m -> 0 and m'/(1 + m) ~ 1/z would cancel
+    # against L/z: ELU/sin, orthogonal, depth 8 at lam = 1e-80 lost F' entirely)
+    r1 = g1 / g0
+    r2 = g2 / g0
+    q1 = m1 / m
+    f1 = (a + L) / z + a * r1 + (L - 1.0) * q1
+    f2 = -(a + L) / (z * z) + a * (r2 - r1 * r1) + (L - 1.0) * (m2 / m - q1 * q1)
     return f, f1, f2, m
 
 
 @numba.njit(cache=True)
-def _derivs_many(zs, d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a, log_sw2):
+def _derivs_many(zs, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2):
     """``F'`` and ``m`` at every point of ``zs`` (one compiled loop instead of a Python loop)."""
     f1s = np.empty(zs.shape[0], dtype=np.complex128)
     ms = np.empty(zs.shape[0], dtype=np.complex128)
     for j in range(zs.shape[0]):
-        _, f1, _, m = _f_derivs(zs[j], d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a, log_sw2)
+        _, f1, _, m = _f_derivs(zs[j], d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2)
         f1s[j] = f1
         ms[j] = m
     return f1s, ms
@@ -123,11 +127,11 @@ def _wrap(r):
 
 
 @numba.njit(cache=True)
-def _newton(u, z0, d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a, log_sw2, tol, maxit):
+def _newton(u, z0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, tol, maxit):
     """Solve ``F(z) = u`` from ``z0`` (backtracking on ``|residual|``); returns ``(z, converged, iterations, F'(z),
     m(z))``."""
     z = z0
-    f, f1, _, m = _f_derivs(z, d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a, log_sw2)
+    f, f1, _, m = _f_derivs(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2)
     r = _wrap(f - u)
     floor = 4e-16 * (1.0 + abs(u) + abs(L))
     if abs(r) <= floor:
@@ -140,7 +144,7 @@ def _newton(u, z0, d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a, log_
         found = False
         for _ in range(40):
             zn = z + step * dz
-            fn, f1n, _, mn = _f_derivs(zn, d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a, log_sw2)
+            fn, f1n, _, mn = _f_derivs(zn, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2)
             rn = _wrap(fn - u)
             if abs(rn) < abs(r) or abs(rn) <= floor:
                 found = True
@@ -156,7 +160,7 @@ def _newton(u, z0, d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a, log_
 
 
 @numba.njit(cache=True)
-def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a, log_sw2, tol, maxit, max_halvings):
+def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, tol, maxit, max_halvings):
     """Continuation along targets ``us`` from the solution ``z0`` at ``u0``; returns ``(z, m, ok)``.
 
     Each target is reached from the previous solution with the tangent predictor ``z + du / F'(z)``; a failed step is
@@ -168,7 +172,7 @@ def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a, 
     ok = np.ones(n, dtype=np.bool_)
     z_prev = z0
     u_prev = u0
-    _, f1_prev, _, m_prev = _f_derivs(z0, d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a, log_sw2)
+    _, f1_prev, _, m_prev = _f_derivs(z0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2)
     for j in range(n):
         target = us[j]
         nsub = 1
@@ -186,7 +190,7 @@ def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a, 
                 guess = zc + (us_ - uc) / f1c if f1c != 0 else zc
                 if guess.imag < 0:
                     guess = guess.conjugate()
-                zs, conv, _, f1s, mc = _newton(us_, guess, d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a,
+                zs, conv, _, f1s, mc = _newton(us_, guess, d, w, pan, cheb, table, nodes, omega, gauss, L, a,
                                                log_sw2, tol, maxit)
                 if not conv:
                     good = False
@@ -215,7 +219,7 @@ def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a, 
 
 
 @numba.njit(cache=True)
-def _real_critical_point(x0, lo, hi, d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a, log_sw2, tol, maxit):
+def _real_critical_point(x0, lo, hi, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, tol, maxit):
     """Newton on ``F'(x) = 0`` along the real axis from ``x0``; returns ``(x, converged)``.
 
     With a finite bracket ``lo < hi`` (``F'`` of opposite signs at its ends) the iterate stays inside it: a step that
@@ -225,10 +229,10 @@ def _real_critical_point(x0, lo, hi, d, w, pan, cheb, table, nodes, omega, gauss
     bracketed = math.isfinite(lo) and math.isfinite(hi)
     g_lo = 0.0
     if bracketed:
-        g_lo = _f_derivs(complex(lo, 0.0), d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a, log_sw2)[1].real
+        g_lo = _f_derivs(complex(lo, 0.0), d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2)[1].real
     x = x0
     for _ in range(maxit):
-        _, f1, f2, _ = _f_derivs(complex(x, 0.0), d, w, pan, cheb, table, nodes, omega, gauss, memo, L, a, log_sw2)
+        _, f1, f2, _ = _f_derivs(complex(x, 0.0), d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2)
         g = f1.real
         if bracketed:
             if g == 0.0:
@@ -301,7 +305,7 @@ def _make_equation(law: D2Law, sigma_w2: float, depth: int, weights: str) -> _Eq
 
 
 _NO_PIECES = (np.zeros((0, N_COLUMNS)), np.zeros((0, 4, 1)), np.zeros((0, 1)), np.zeros((0, 1)), np.zeros((0, 1)),
-              np.zeros(2), np.zeros((0, 3), dtype=np.complex128))
+              np.zeros(2))
 
 
 # --------------------------------------------------------------------------------------------------------------------

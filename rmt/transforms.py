@@ -372,10 +372,10 @@ def fixed_point_variance(activation, sigma_w2: float, sigma_b2: float) -> tuple[
 
 @numba.njit(cache=True)
 def stieltjes_sums(z, d, w):
-    """``(M, M', M'', G)`` at complex ``z`` of the atomic law with atoms ``d > 0`` and weights ``w``:
-    ``M(z) = sum w d / (z - d)`` (the moment generating function ``E[t / (z - t)]``), its first two ``z``-derivatives,
-    and ``G(z) = sum w / (z - d)`` (so that ``1 + M = z G`` without cancellation). Shared by the square solver
-    (:mod:`rmt.spectrum`) and the layered one (:mod:`rmt.layers`).
+    """``(M, M', M'', G, G', G'')`` at complex ``z`` of the atomic law with atoms ``d > 0`` and weights ``w``:
+    ``M(z) = sum w d / (z - d)`` (the moment generating function ``E[t / (z - t)]``) and ``G(z) = sum w / (z - d)``
+    (so that ``1 + M = z G`` without cancellation) with their first two ``z``-derivatives. Shared by the square solver
+    (:mod:`rmt.spectrum`, through :func:`rmt.d2_pieces.resolved_sums`) and the layered one (:mod:`rmt.layers`).
 
     Summed in real arithmetic, ``1 / (z - d) = (x - d - i y) / ((x - d)^2 + y^2)`` (a loop the compiler vectorises,
     about 5x faster than complex division); where some ``|z - d|^2`` leaves the normal float64 range (``z`` within
@@ -383,7 +383,7 @@ def stieltjes_sums(z, d, w):
     x = z.real
     y = z.imag
     y2 = y * y
-    gr = gi = mr = mi = m1r = m1i = m2r = m2i = 0.0
+    gr = gi = g1r = g1i = g2r = g2i = mr = mi = m1r = m1i = m2r = m2i = 0.0
     lo = np.inf
     hi = 0.0
     for i in range(d.shape[0]):
@@ -393,30 +393,40 @@ def stieltjes_sums(z, d, w):
         hi = max(hi, den)
         rr = a / den
         ri = -y / den
+        r2r = rr * rr - ri * ri
+        r2i = 2.0 * rr * ri
+        r3r = r2r * rr - r2i * ri
+        r3i = r2r * ri + r2i * rr
         gr += w[i] * rr
         gi += w[i] * ri
-        tr = w[i] * d[i] * rr
-        ti = w[i] * d[i] * ri
-        mr += tr
-        mi += ti
-        t2r = tr * rr - ti * ri
-        t2i = tr * ri + ti * rr
-        m1r -= t2r
-        m1i -= t2i
-        m2r += 2.0 * (t2r * rr - t2i * ri)
-        m2i += 2.0 * (t2r * ri + t2i * rr)
+        g1r -= w[i] * r2r
+        g1i -= w[i] * r2i
+        g2r += 2.0 * w[i] * r3r
+        g2i += 2.0 * w[i] * r3i
+        wd = w[i] * d[i]
+        mr += wd * rr
+        mi += wd * ri
+        m1r -= wd * r2r
+        m1i -= wd * r2i
+        m2r += 2.0 * wd * r3r
+        m2i += 2.0 * wd * r3i
     if lo > 1e-290 and hi < 1e290:
-        return complex(mr, mi), complex(m1r, m1i), complex(m2r, m2i), complex(gr, gi)
+        return (complex(mr, mi), complex(m1r, m1i), complex(m2r, m2i), complex(gr, gi), complex(g1r, g1i),
+                complex(g2r, g2i))
     g0 = 0j
+    g1 = 0j
+    g2 = 0j
     m = 0j
     m1 = 0j
     m2 = 0j
     for i in range(d.shape[0]):
         r = 1.0 / (z - d[i])
-        g0 += w[i] * r
-        t = w[i] * d[i] * r
+        t = w[i] * r
+        g0 += t
+        g1 -= t * r
+        g2 += 2.0 * t * r * r
+        t = t * d[i]
         m += t
-        t = t * r
-        m1 -= t
-        m2 += 2.0 * t * r
-    return m, m1, m2, g0
+        m1 -= t * r
+        m2 += 2.0 * t * r * r
+    return m, m1, m2, g0, g1, g2
