@@ -60,9 +60,9 @@ FLOOR = 1e-150
 CHEB_X = -np.cos(np.pi * (np.arange(N_CHEB + 1) + 0.5) / (N_CHEB + 1))
 _COS = np.cos(np.pi * np.outer(np.arange(N_CHEB + 1), np.arange(N_CHEB + 1)[::-1] + 0.5) / (N_CHEB + 1))
 # columns of pan
-_MID, _HALF, _FMID, _RADIUS, _CRIT_LO, _CRIT_HI, _FLAT, _NCOEF, _LOG, _SIGN, _GMIN, _GMAX, _X0 = range(13)
+_MID, _HALF, _FMID, _RADIUS, _CRIT_LO, _CRIT_HI, _FLAT, _NCOEF, _LOG, _SIGN, _GMIN, _GMAX = range(12)
 #: Columns of ``D2Pieces.pan``.
-N_COLUMNS = 13
+N_COLUMNS = 12
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,9 @@ class D2Pieces:
     pan : ndarray, shape (P, N_COLUMNS)
         Per panel: midpoint, half-width, the model at the midpoint, Rouche radius, critical-point flags at the two
         ends, flat flag (``phi'`` constant: an atom of ``D^2``), number of Chebyshev coefficients above rounding, log
-        flag (the model is ``log |f|``, else ``f``), the sign of ``f``, min and max of ``phi'^2``, and the zero ``x0``
-        of ``f`` in the panel variable where ``f`` is modelled as ``(x - x0) v(x)`` (NaN otherwise).
+        flag (the model is ``log |f|``, else ``f``), the sign of ``f``, min and max of ``phi'^2``.
     cheb : ndarray, shape (P, 4, N_CHEB + 1)
-        Chebyshev coefficients of the model (``log |f|``, ``f``, or ``v = f / (x - x0)`` where ``f`` has a zero: its
-        relative accuracy then holds next to the zero, where ``f = +-sqrt(z)`` for tiny ``z``) and of its first three
-        derivatives in the panel variable ``x``.
+        Chebyshev coefficients of the model and of its first three derivatives in the panel variable ``x``.
     table : ndarray, shape (P, N_CHEB + 1)
         The model at :data:`CHEB_X` (Newton seeds).
     nodes, omega : ndarray, shape (P, N_GL)
@@ -135,28 +132,6 @@ def _model_errors(vals: np.ndarray):
     wide = keeps_sign & (np.min(np.abs(vals), axis=1) < 0.1 * size)
     f_ratio[wide] = np.inf
     return f_ratio, log_ratio, keeps_sign & (log_ratio <= np.maximum(f_ratio, CHEB_TOL))
-
-
-def _zeros_of_phi_prime(act, vals: np.ndarray, mid: np.ndarray, half: np.ndarray, candidate: np.ndarray) -> np.ndarray:
-    """The zero ``x0`` (panel variable) of ``phi'`` in each candidate panel whose table changes sign exactly once,
-    to rounding (bisection on ``phi'`` itself); NaN elsewhere."""
-    x0 = np.full(vals.shape[0], np.nan)
-    signs = np.sign(vals)
-    changes = np.sum(signs[:, :-1] * signs[:, 1:] < 0, axis=1) + np.sum(signs == 0, axis=1)
-    rows = np.nonzero(candidate & (changes == 1))[0]
-    if rows.size == 0:
-        return x0
-    j = np.argmax((signs[rows, :-1] * signs[rows, 1:] <= 0), axis=1)
-    lo, hi = CHEB_X[j], CHEB_X[j + 1]
-    flo = vals[rows, j]
-    for _ in range(64):
-        xm = 0.5 * (lo + hi)
-        fm = np.asarray(act.dphi(mid[rows] + half[rows] * xm), dtype=np.float64)
-        left = fm * flo > 0
-        lo, flo = np.where(left, xm, lo), np.where(left, fm, flo)
-        hi = np.where(left, hi, xm)
-    x0[rows] = 0.5 * (lo + hi)
-    return x0
 
 
 def _critical_points(act, b: np.ndarray) -> np.ndarray:
@@ -232,19 +207,8 @@ def d2_pieces(activation, q: float) -> D2Pieces:
     with np.errstate(divide="ignore"):
         table = np.where(log_mode[:, None], np.log(np.abs(vals)), vals)
     table[~np.isfinite(table)] = 0.0  # (flat zero panels: never used)
+    coef = _chebyshev_coefficients(table)
     mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    model = table.copy()
-    x0 = _zeros_of_phi_prime(act, vals, mid, half, ~log_mode & ~flat)
-    zero_mode = np.isfinite(x0)
-    if zero_mode.any():
-        with np.errstate(invalid="ignore", divide="ignore"):
-            model[zero_mode] = vals[zero_mode] / (CHEB_X - x0[zero_mode, None])
-        tail = np.max(np.abs(_chebyshev_coefficients(model[zero_mode])[:, -3:]), axis=1)
-        resolved = np.all(np.isfinite(model[zero_mode]), axis=1) & (
-            tail <= CHEB_TOL * np.max(np.abs(model[zero_mode]), axis=1))
-        bad = np.nonzero(zero_mode)[0][~resolved]
-        model[bad], x0[bad], zero_mode[bad] = table[bad], np.nan, False
-    coef = _chebyshev_coefficients(model)
     cheb = np.empty((lo.size, 4, N_CHEB + 1))
     cheb[:, 0] = coef
     for k in range(1, 4):
@@ -258,8 +222,6 @@ def d2_pieces(activation, q: float) -> D2Pieces:
     ring = 0.5 * (RHO * np.exp(1j * theta) + np.exp(-1j * theta) / RHO)
     on_ring = np.polynomial.chebyshev.chebval(ring, coef.T)  # (P, 128)
     f_mid = np.polynomial.chebyshev.chebval(0.0, coef.T)
-    on_ring[zero_mode] *= ring - x0[zero_mode, None]  # the model of f itself: (x - x0) v(x)
-    f_mid[zero_mode] *= -x0[zero_mode]
     radius = 1.05 * np.max(np.abs(on_ring - f_mid[:, None]), axis=1)
     near = 1e-10 * s
     crit_lo = np.array([np.any(np.abs(crit - x) <= near) for x in lo], dtype=bool)
@@ -274,7 +236,7 @@ def d2_pieces(activation, q: float) -> D2Pieces:
     g_table = vals**2
     pan = np.column_stack([mid, half, f_mid, radius, crit_lo, crit_hi, flat, length, log_mode, sign,
                            np.minimum(g_table.min(axis=1), d.min(axis=1)),
-                           np.maximum(g_table.max(axis=1), d.max(axis=1)), x0]).astype(np.float64)
+                           np.maximum(g_table.max(axis=1), d.max(axis=1))]).astype(np.float64)
     keep = weights.ravel() > 0
     law = D2Law(values=d.ravel()[keep], weights=(weights.ravel() / total)[keep], q=q, activation=act.name)
     return D2Pieces(law.merged(), np.ascontiguousarray(pan), np.ascontiguousarray(cheb), np.ascontiguousarray(table),
@@ -318,20 +280,11 @@ def _clenshaw2(c0, c1, x):
 
 
 @numba.njit(cache=True)
-def _value_slope(c0, c1, x0, x):
-    """The model and its ``x``-derivative at ``x``: the series itself, or ``(x - x0) v(x)`` (``x0`` not NaN)."""
-    v, v1 = _clenshaw2(c0, c1, x)
-    if x0 != x0:
-        return v, v1
-    return (x - x0) * v, v + (x - x0) * v1
-
-
-@numba.njit(cache=True)
-def _polish(s, c0, c1, x0, x):
+def _polish(s, c0, c1, x):
     """Newton on ``f(x) = s`` from ``x``; returns ``(x, converged)``. Steps are capped at 1; an iterate beyond
     ``|x| = 2`` (the ellipse lies within ``|x| <= 1.25``) is abandoned."""
     for _ in range(30):
-        f, fp = _value_slope(c0, c1, x0, x)
+        f, fp = _clenshaw2(c0, c1, x)
         if fp == 0:
             return x, False
         dx = (f - s) / fp
@@ -341,7 +294,7 @@ def _polish(s, c0, c1, x0, x):
         if abs(x) > 2.0:
             return x, False
         if abs(dx) <= 1e-9:
-            f, fp = _value_slope(c0, c1, x0, x)
+            f, fp = _clenshaw2(c0, c1, x)
             if fp != 0:
                 x = x - (f - s) / fp
             return x, True
@@ -367,36 +320,33 @@ def _panel_roots(s, k, pan, cheb, table, roots):
     """Roots ``x`` of ``model(x) = s`` inside the ellipse of panel ``k`` (panel variable); returns their count.
 
     Newton starts from the inverse interpolation of ``Re s`` in the panel's table (and, at a critical end, from the
-    two roots of the quadratic model there). (Seeding from the previous ``z``'s roots instead was tried: it is faster
-    but can settle on one root of two and miss the other, which made ``F`` depend on the history of the walk.)"""
+    two roots of the quadratic model there), so the roots found do not depend on earlier evaluations."""
     nc = int(pan[k, _NCOEF])
     c0 = cheb[k, 0, :nc]
     c1 = cheb[k, 1, :nc]
     t = table[k]
     n_t = t.shape[0]
     r = s.real
-    seed = complex(CHEB_X[0] if abs(t[0] - r) <= abs(t[n_t - 1] - r) else CHEB_X[n_t - 1], 0.0)
+    x0 = CHEB_X[0] if abs(t[0] - r) <= abs(t[n_t - 1] - r) else CHEB_X[n_t - 1]
     for j in range(n_t - 1):
         if (t[j] - r) * (t[j + 1] - r) <= 0.0 and t[j + 1] != t[j]:
-            seed = complex(CHEB_X[j] + (r - t[j]) * (CHEB_X[j + 1] - CHEB_X[j]) / (t[j + 1] - t[j]), 0.0)
+            x0 = CHEB_X[j] + (r - t[j]) * (CHEB_X[j + 1] - CHEB_X[j]) / (t[j + 1] - t[j])
             break
-    zero = pan[k, _X0]
-    if zero == zero and abs(s) < 0.5 * abs(pan[k, _FMID]):  # next to the zero: f ~ (x - x0) v(x0)
-        seed = complex(zero, 0.0) + s / _clenshaw(c0, complex(zero, 0.0))
     n = 0
-    x, ok = _polish(s, c0, c1, zero, seed)
+    x, ok = _polish(s, c0, c1, complex(x0, 0.0))
     if ok:
         n = _add_root(x, roots, n)
     for end in range(2):
         if pan[k, _CRIT_LO + end] == 0.0:
             continue
         xe = -1.0 if end == 0 else 1.0
-        fe, _, f2, _ = _model_x(k, complex(xe, 0.0), pan, cheb)
+        fe = _clenshaw(c0, complex(xe, 0.0))
+        f2 = _clenshaw(cheb[k, 2, :nc], complex(xe, 0.0))
         if f2 == 0:
             continue
         dr = np.sqrt(2.0 * (s - fe) / f2)
         for sign in (1.0, -1.0):
-            x, ok = _polish(s, c0, c1, zero, xe + sign * dr)
+            x, ok = _polish(s, c0, c1, xe + sign * dr)
             if ok:
                 n = _add_root(x, roots, n)
     return n
@@ -443,23 +393,12 @@ def _root_correction(h, g1, g2, g3, k, pan, nodes, omega, q, pc):
 
 
 @numba.njit(cache=True)
-def _model_x(k, x, pan, cheb):
-    """The model of panel ``k`` and its first three derivatives in the panel variable at ``x``."""
-    nc = int(pan[k, _NCOEF])
-    v0, v1 = _clenshaw2(cheb[k, 0, :nc], cheb[k, 1, :nc], x)
-    v2, v3 = _clenshaw2(cheb[k, 2, :nc], cheb[k, 3, :nc], x)
-    zero = pan[k, _X0]
-    if zero != zero:
-        return v0, v1, v2, v3
-    t = x - zero
-    return t * v0, v0 + t * v1, 2.0 * v1 + t * v2, 3.0 * v2 + t * v3
-
-
-@numba.njit(cache=True)
 def _model_derivs(x, k, pan, cheb):
     """The model and its first three derivatives in ``h`` at the panel variable ``x`` of panel ``k``."""
     half = pan[k, _HALF]
-    v0, v1, v2, v3 = _model_x(k, x, pan, cheb)
+    nc = int(pan[k, _NCOEF])
+    v0, v1 = _clenshaw2(cheb[k, 0, :nc], cheb[k, 1, :nc], x)
+    v2, v3 = _clenshaw2(cheb[k, 2, :nc], cheb[k, 3, :nc], x)
     return v0, v1 / half, v2 / (half * half), v3 / (half * half * half)
 
 
