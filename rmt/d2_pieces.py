@@ -403,6 +403,32 @@ def _model_derivs(x, k, pan, cheb):
 
 
 @numba.njit(cache=True)
+def _panel_correction(target, z, k, pan, cheb, table, nodes, omega, q, pc, roots):
+    """Sum of ``(K, K', K'')`` (:func:`_root_correction`) over the roots of ``model = target`` in panel ``k``; the
+    derivatives of ``g = phi'^2`` at a root come from the model (``log |f|``: ``g = z`` there, so
+    ``g' = 2 z l'``, ...; ``f``: ``g' = 2 f f'``, ...)."""
+    kk = 0j
+    k1 = 0j
+    k2 = 0j
+    n = _panel_roots(target, k, pan, cheb, table, roots)
+    for i in range(n):
+        f, f1, f2, f3 = _model_derivs(roots[i], k, pan, cheb)
+        if pan[k, _LOG] != 0.0:
+            g1 = 2.0 * z * f1
+            g2 = 2.0 * z * (2.0 * f1 * f1 + f2)
+            g3 = 2.0 * z * (4.0 * f1 * f1 * f1 + 6.0 * f1 * f2 + f3)
+        else:
+            g1 = 2.0 * f * f1
+            g2 = 2.0 * (f1 * f1 + f * f2)
+            g3 = 2.0 * (3.0 * f1 * f2 + f * f3)
+        a, b, c = _root_correction(pan[k, _MID] + pan[k, _HALF] * roots[i], g1, g2, g3, k, pan, nodes, omega, q, pc)
+        kk += a
+        k1 += b
+        k2 += c
+    return kk, k1, k2
+
+
+@numba.njit(cache=True)
 def resolved_sums(z, d, w, pan, cheb, table, nodes, omega, gauss):
     """``(M, M', M'', G, G', G'')`` at complex ``z`` of the continuous law of ``D^2`` (module docstring):
     :func:`rmt.transforms.stieltjes_sums` over the atoms ``d``, ``w`` plus the subtracted poles of every panel."""
@@ -421,7 +447,6 @@ def resolved_sums(z, d, w, pan, cheb, table, nodes, omega, gauss):
             continue
         centre = pan[k, _FMID]
         radius = pan[k, _RADIUS]
-        half = pan[k, _HALF]
         if pan[k, _LOG] != 0.0:
             # f = sign exp(l): f = +-sqrt(z) at l = log(sign sqrt(z)) + i pi j for every integer j
             t0 = np.log(pan[k, _SIGN] * sq)
@@ -429,34 +454,14 @@ def resolved_sums(z, d, w, pan, cheb, table, nodes, omega, gauss):
                 continue
             j_lo = math.ceil((-radius - t0.imag) / math.pi)
             j_hi = math.floor((radius - t0.imag) / math.pi)
-            for j in range(j_lo, j_hi + 1):
-                target = t0 + complex(0.0, math.pi * j)
-                if abs(target - centre) > radius:
-                    continue
-                n = _panel_roots(target, k, pan, cheb, table, roots)
-                for i in range(n):
-                    _, l1, l2, l3 = _model_derivs(roots[i], k, pan, cheb)
-                    g1 = 2.0 * z * l1
-                    g2 = 2.0 * z * (2.0 * l1 * l1 + l2)
-                    g3 = 2.0 * z * (4.0 * l1 * l1 * l1 + 6.0 * l1 * l2 + l3)
-                    a, b, c = _root_correction(pan[k, _MID] + half * roots[i], g1, g2, g3, k, pan, nodes, omega, q,
-                                               pc)
-                    kk += a
-                    k1 += b
-                    k2 += c
-            continue
-        for sign in (1.0, -1.0):
-            target = sign * sq
+            targets = [t0 + complex(0.0, math.pi * j) for j in range(j_lo, j_hi + 1)]
+        else:
+            targets = [sq, -sq]
+        for target in targets:
             if abs(target - centre) > radius:
                 continue
-            n = _panel_roots(target, k, pan, cheb, table, roots)
-            for i in range(n):
-                f, f1, f2, f3 = _model_derivs(roots[i], k, pan, cheb)
-                g1 = 2.0 * f * f1
-                g2 = 2.0 * (f1 * f1 + f * f2)
-                g3 = 2.0 * (3.0 * f1 * f2 + f * f3)
-                a, b, c = _root_correction(pan[k, _MID] + half * roots[i], g1, g2, g3, k, pan, nodes, omega, q, pc)
-                kk += a
-                k1 += b
-                k2 += c
+            a, b, c = _panel_correction(target, z, k, pan, cheb, table, nodes, omega, q, pc, roots)
+            kk += a
+            k1 += b
+            k2 += c
     return m + z * kk, m1 + kk + z * k1, m2 + 2.0 * k1 + z * k2, g0 + kk, dg0 + k1, ddg0 + k2
