@@ -100,6 +100,17 @@ class D2Pieces:
         """``(pan, cheb, table, nodes, omega, gauss)``: the correction's arguments of :func:`resolved_sums`."""
         return self.pan, self.cheb, self.table, self.nodes, self.omega, self.gauss
 
+    @property
+    def reaches_zero(self) -> bool:
+        """True when the continuous part of ``D^2`` comes down to 0 (``phi'^2`` underflows in the tails, or ``phi'``
+        has a zero): its free products with bounded laws then have no soft lower edge above 0 (a fraction
+        ``P(D^2 <= eps)`` of their mass lies below ``eps`` times the norm of the rest)."""
+        smooth = self.pan[:, _FLAT] == 0
+        underflow = ~smooth & (self.pan[:, _GMAX] < 1e-290)  # next to smooth panels: phi'^2 decays through 1e-300
+        plain = smooth & (self.pan[:, _LOG] == 0)  # models of phi' itself: a sign change is a zero of phi'
+        crosses = np.any(np.sign(self.table[plain, :-1]) * np.sign(self.table[plain, 1:]) < 0)
+        return bool(crosses or np.any(smooth & (self.pan[:, _GMIN] < 1e-250)) or (smooth.any() and underflow.any()))
+
     def in_continuous_range(self, x: float) -> bool:
         """True when ``x`` lies in the range of ``phi'^2`` over a panel where ``phi'`` is not constant (where the
         density of ``D^2`` is positive, so no real ``z`` solves the spectral equation)."""

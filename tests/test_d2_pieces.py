@@ -158,3 +158,16 @@ def test_bad_variance_is_rejected():
     for q in (0.0, -1.0, math.nan, math.inf):
         with pytest.raises(ValueError, match="q must be"):
             d2_pieces("tanh", q)
+
+
+@pytest.mark.parametrize(("name", "q", "expected"), [
+    ("erf", 1.77, True),  # phi'^2 underflows in the tails
+    ("sin", 0.55, True),  # phi' has zeros
+    ("gelu", 0.09, True),
+    ("swish", 1.09, True),
+    ("tanh", 0.05, False),  # phi'^2 >= 1e-4 over |h| <= 13 sqrt(q): the law of the solver stays away from 0
+    ("sigmoid", 45.7, False),
+])
+def test_reaches_zero(name, q, expected):
+    """Where the continuous part of D^2 comes down to 0 the spectrum solver does not probe for soft lower edges."""
+    assert d2_pieces(name, q).reaches_zero is expected
