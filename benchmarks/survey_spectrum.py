@@ -1,10 +1,11 @@
 """Survey: warm time of ``rmt.jacobian_spectrum`` (2000 points) for every built-in activation, both weight ensembles,
 depths 1-300, at the critical ``sigma_w2`` of ``sigma_b2`` in {0.05, 0.5} (1.5 where there is no critical point).
 
-Lists the cases over the issue-14 target (0.2 s warm on a quiet machine) and any that raise. The per-point baseline
-for the listed cases is in ``benchmarks/bench_spectrum.py``; this script only finds the slow corners.
+Lists the cases over the issue-14 target (0.2 s warm on a quiet machine) and any that raise. With ``--baseline`` each
+listed case is also timed with the per-point baseline of ``benchmarks/bench_spectrum.py`` (complex Newton per grid
+point over a 64x rule, numpy sums) on the same grid in the same run.
 
-Usage: ``python benchmarks/survey_spectrum.py [--depths 1,2,3,8,30,300] [--target 0.2]``.
+Usage: ``python benchmarks/survey_spectrum.py [--depths 1,2,3,8,30,300] [--target 0.2] [--baseline]``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--depths", default="1,2,3,8,30,300", help="comma-separated depths (default 1,2,3,8,30,300)")
     parser.add_argument("--target", type=float, default=0.2, help="seconds; cases above are listed (default 0.2)")
+    parser.add_argument("--baseline", action="store_true", help="time the per-point baseline for the listed cases")
     args = parser.parse_args()
+    if args.target <= 0 or not math.isfinite(args.target):
+        parser.error(f"--target must be a positive number of seconds, got {args.target}")
     depths = [int(d) for d in args.depths.split(",")]
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     warnings.simplefilter("ignore")
@@ -47,9 +51,32 @@ def main() -> None:
     rows.sort(key=lambda r: -r[0])
     slow = [r for r in rows if r[0] > args.target]
     print(f"{len(rows)} cases; {len(slow)} over {args.target} s or raising; slowest {rows[0][0]:.3f} s")
-    print(f"{'seconds':>8}  {'activation':<12}{'sigma_b2':>9}{'sigma_w2':>10}  {'weights':<11}{'depth':>6}  error")
+    base_head = f"{'baseline':>9}{'speed-up':>9}  " if args.baseline else ""
+    head = f"{'activation':<12}{'sigma_b2':>9}{'sigma_w2':>10}  {'weights':<11}{'depth':>6}  error"
+    print(f"{'seconds':>8}  {base_head}{head}")
     for t, act, sb2, sw2, weights, depth, err in slow:
-        print(f"{t:8.3f}  {act:<12}{sb2:9.2f}{sw2:10.4g}  {weights:<11}{depth:6d}  {err}")
+        base = ""
+        if args.baseline:
+            t_base = baseline_seconds(act, sw2, sb2, depth, weights) if not err else math.nan
+            base = f"{t_base:9.3f}{t_base / t:8.1f}x  " if math.isfinite(t_base) else f"{'-':>9}{'-':>9}  "
+        print(f"{t:8.3f}  {base}{act:<12}{sb2:9.2f}{sw2:10.4g}  {weights:<11}{depth:6d}  {err}")
+
+
+def baseline_seconds(activation: str, sigma_w2: float, sigma_b2: float, depth: int, weights: str) -> float:
+    """Seconds of ``bench_spectrum.baseline_density`` on the solver's grid (NaN where the baseline has no edge)."""
+    from bench_spectrum import BASELINE_NODES, baseline_density  # noqa: PLC0415 (this directory, only when asked)
+
+    result = rmt.jacobian_spectrum(activation, sigma_w2, sigma_b2, depth=depth, weights=weights)
+    if not result.lam.size:
+        return math.nan
+    law = rmt.d2_law(activation, result.params["q"], nodes_per_panel=BASELINE_NODES)
+    grid = result.lam[:-1] if result.support[0] == 0.0 else result.lam[1:-1]
+    t0 = time.perf_counter()
+    try:
+        baseline_density(grid, law, sigma_w2, depth, weights)
+    except (IndexError, ValueError, ArithmeticError):
+        return math.nan
+    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":

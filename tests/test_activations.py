@@ -75,3 +75,15 @@ def test_bad_parameters():
         get_activation("leaky_relu", slope=float("nan"))
     with pytest.raises(TypeError):
         get_activation(3.0)
+
+
+def test_sigmoid_derivative_keeps_relative_accuracy_in_both_tails():
+    """phi' = expit(x) expit(-x): 1 - expit(x) cancelled to 0 beyond x = 37.
+
+    Closed form: exp(-|x|) / (1 + exp(-|x|))^2."""
+    act = get_activation("sigmoid")
+    x = np.array([-60.0, -40.0, 20.0, 40.0, 60.0, 700.0])
+    expected = np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x))) ** 2
+    np.testing.assert_allclose(act.dphi(x), expected, rtol=1e-14)
+    s = 1.0 / (1.0 + np.exp(-x))
+    np.testing.assert_allclose(act.d2phi(x[:-1]), (expected * (1 - 2 * s))[:-1], rtol=1e-12)

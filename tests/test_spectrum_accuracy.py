@@ -1,5 +1,6 @@
-"""Issue 14: the Jacobian spectrum is accurate where the quadrature of D^2 must be refined (erf and tanh at small and
-moderate depth, both weight ensembles), against an independent reference (tests/spectrum_reference.py: continuation
+"""Issue 14: the Jacobian spectrum is accurate where the subordination point comes close to the range of phi'^2 (erf and
+tanh at small and moderate depth, both weight ensembles: once solved by refining the quadrature of D^2, now by
+rmt.d2_pieces), against an independent reference (tests/spectrum_reference.py: continuation
 from lam -> infinity through the upper half plane, then adaptive quadrature of the continuous law of D^2), against
 the exact moments, and against sampled networks.
 

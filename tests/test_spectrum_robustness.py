@@ -129,3 +129,31 @@ def test_relu_gaussian_depth_one_is_marchenko_pastur_with_its_soft_lower_edge(si
     exact = 0.5 * np.sqrt((b / sw2 - t) * (t - a / sw2)) / (2 * np.pi * 0.5 * t) / sw2
     got = np.interp(lam, spec.lam, spec.density)
     np.testing.assert_allclose(got, exact, rtol=1e-6)
+
+
+def _grid_mean(spectrum) -> float:
+    ok = np.isfinite(spectrum.density)
+    lam, rho = spectrum.lam[ok], spectrum.density[ok]
+    return float(np.sum(0.5 * (rho[1:] * lam[1:] ** 2 + rho[:-1] * lam[:-1] ** 2) * np.diff(np.log(lam))))
+
+
+def test_elu_orthogonal_depth_30_ends_in_a_tail_with_the_exact_mean():
+    """ELU, orthogonal, depth 30 hung once the law of D^2 was resolved up to the axis (the subordination point runs
+    along the real axis inside the continuous range); it now stops there as a tail, and the grid carries the mean of
+    the exact moment series to 1e-6 (the tail lies at lam < 1e-30)."""
+    sw2 = float(meanfield.critical_sigma_w2("elu", 0.05)[0])
+    spectrum = jacobian_spectrum("elu", sw2, 0.05, depth=30, weights="orthogonal")
+    assert spectrum.support[0] == 0.0 and 0.0 < spectrum.tail_mass < 1e-3
+    exact = float(jacobian_moments("elu", sw2, 0.05, depth=30, weights="orthogonal", k=1)[0])
+    assert _grid_mean(spectrum) == pytest.approx(exact, rel=1e-6)
+
+
+def test_a_stalled_tail_walk_warns_and_keeps_the_mean():
+    """gelu at sigma_b2 = 0.5 (q* = 22), Gaussian, depth 1: the walk stalls at lam = exp(-371); it warns and reports the
+    rest as tail_mass instead of raising, and the grid carries the exact mean to 1e-6."""
+    sw2 = float(meanfield.critical_sigma_w2("gelu", 0.5)[0])
+    with pytest.warns(RuntimeWarning, match="stalled"):
+        spectrum = jacobian_spectrum("gelu", sw2, 0.5, depth=1, weights="gaussian")
+    assert spectrum.tail_mass < 1e-3
+    exact = float(jacobian_moments("gelu", sw2, 0.5, depth=1, weights="gaussian", k=1)[0])
+    assert _grid_mean(spectrum) == pytest.approx(exact, rel=1e-6)
