@@ -368,8 +368,8 @@ def _panel_roots(s, k, pan, cheb, table, roots):
 
 
 @numba.njit(cache=True)
-def _root_correction(h, g1, g2, g3, k, pan, nodes, omega, q, pc):
-    """``(K, dK/dz, d2K/dz2)`` of the subtracted pole at the root ``h`` of panel ``k``; ``g1..g3`` are the
+def _root_correction(h, z, g1, g2, g3, k, pan, nodes, omega, q, pc):
+    """``(K, z dK/dz, z^2 d2K/dz2)`` of the subtracted pole at the root ``h`` of panel ``k``; ``g1..g3`` are the
     derivatives of ``g = phi'^2`` there."""
     if g1 == 0:
         return 0j, 0j, 0j
@@ -397,14 +397,21 @@ def _root_correction(h, g1, g2, g3, k, pan, nodes, omega, q, pc):
         t *= r
         e1 += t
         e2 -= 2.0 * t * r
+    # K = c e0 with c = p / g1 (dh/dz = 1 / g1): z K' = s (c e0)_h and z^2 K'' = s^2 ((c e0)_hh - (c e0)_h g2 / g1),
+    # s = z / g1, written so that no intermediate leaves float64 (with z = -3e-250 at a zero of phi', g1 ~ sqrt(z) and
+    # (g2 / g1)^2 / g1 was 1e375): s r2 = s g2 / g1 and s / g1 are O(1) in both models
     inv = 1.0 / g1
-    c = p * inv
-    ch = (p1 - p * g2 * inv) * inv
-    chh = (p2 - 2.0 * p1 * g2 * inv - p * g3 * inv + 2.0 * p * g2 * g2 * inv * inv) * inv
-    kk = c * e0
-    kh = ch * e0 + c * e1
-    khh = chh * e0 + 2.0 * ch * e1 + c * e2
-    return kk, kh * inv, khh * inv * inv - kh * g2 * inv * inv * inv
+    s = z * inv
+    si = s * inv
+    r2 = g2 * inv
+    sr2 = s * r2
+    sr3 = s * g3 * inv
+    a1 = s * p1 - p * sr2
+    kk = p * inv * e0
+    zk1 = a1 * inv * e0 + p * si * e1
+    zzk2 = (si * (s * p2 - 2.0 * p1 * sr2 - p * sr3 + 2.0 * p * sr2 * r2) * e0 + 2.0 * si * a1 * e1 + s * si * p * e2
+            - sr2 * zk1)
+    return kk, zk1, zzk2
 
 
 @numba.njit(cache=True)
@@ -419,7 +426,7 @@ def _model_derivs(x, k, pan, cheb):
 
 @numba.njit(cache=True)
 def _panel_correction(target, z, k, pan, cheb, table, nodes, omega, q, pc, roots):
-    """Sum of ``(K, K', K'')`` (:func:`_root_correction`) over the roots of ``model = target`` in panel ``k``; the
+    """Sum of ``(K, z K', z^2 K'')`` (:func:`_root_correction`) over the roots of ``model = target`` in panel ``k``; the
     derivatives of ``g = phi'^2`` at a root come from the model (``log |f|``: ``g = z`` there, so
     ``g' = 2 z l'``, ...; ``f``: ``g' = 2 f f'``, ...)."""
     kk = 0j
@@ -427,16 +434,19 @@ def _panel_correction(target, z, k, pan, cheb, table, nodes, omega, q, pc, roots
     k2 = 0j
     n = _panel_roots(target, k, pan, cheb, table, roots)
     for i in range(n):
-        f, f1, f2, f3 = _model_derivs(roots[i], k, pan, cheb)
+        _, f1, f2, f3 = _model_derivs(roots[i], k, pan, cheb)
         if pan[k, _LOG] != 0.0:
             g1 = 2.0 * z * f1
             g2 = 2.0 * z * (2.0 * f1 * f1 + f2)
             g3 = 2.0 * z * (4.0 * f1 * f1 * f1 + 6.0 * f1 * f2 + f3)
         else:
-            g1 = 2.0 * f * f1
-            g2 = 2.0 * (f1 * f1 + f * f2)
-            g3 = 2.0 * (3.0 * f1 * f2 + f * f3)
-        a, b, c = _root_correction(pan[k, _MID] + pan[k, _HALF] * roots[i], g1, g2, g3, k, pan, nodes, omega, q, pc)
+            # f = target exactly at the root: the model's value there carries its absolute rounding (1e-17), which
+            # relative to f = sqrt(z) -> 0 was 1e-7 noise in G at z = 1e-20 (sin, orthogonal, depth 8)
+            g1 = 2.0 * target * f1
+            g2 = 2.0 * (f1 * f1 + target * f2)
+            g3 = 2.0 * (3.0 * f1 * f2 + target * f3)
+        a, b, c = _root_correction(pan[k, _MID] + pan[k, _HALF] * roots[i], z, g1, g2, g3, k, pan, nodes, omega, q,
+                                   pc)
         kk += a
         k1 += b
         k2 += c
@@ -445,7 +455,7 @@ def _panel_correction(target, z, k, pan, cheb, table, nodes, omega, q, pc, roots
 
 @numba.njit(cache=True)
 def resolved_sums(z, d, w, pan, cheb, table, nodes, omega, gauss):
-    """``(M, M', M'', G, G', G'')`` at complex ``z`` of the continuous law of ``D^2`` (module docstring):
+    """``(M, z M', z^2 M'', G, z G', z^2 G'')`` at complex ``z`` of the continuous law of ``D^2`` (module docstring):
     :func:`rmt.transforms.stieltjes_sums` over the atoms ``d``, ``w`` plus the subtracted poles of every panel."""
     m, m1, m2, g0, dg0, ddg0 = stieltjes_sums(z, d, w)
     if pan.shape[0] == 0:
@@ -479,4 +489,6 @@ def resolved_sums(z, d, w, pan, cheb, table, nodes, omega, gauss):
             kk += a
             k1 += b
             k2 += c
-    return m + z * kk, m1 + kk + z * k1, m2 + 2.0 * k1 + z * k2, g0 + kk, dg0 + k1, ddg0 + k2
+    # M = z G - W: M' = G + z G', M'' = 2 G' + z G'' (here scaled: z M', z^2 M'')
+    zkk = z * kk
+    return m + zkk, m1 + zkk + z * k1, m2 + 2.0 * z * k1 + z * k2, g0 + kk, dg0 + k1, ddg0 + k2

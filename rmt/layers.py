@@ -229,7 +229,8 @@ def _solve_z(m, z0, d_all, w_all, offsets, r):
         z = out[g]
         done = False
         for _ in range(80):
-            big_m, m1 = stieltjes_sums(z, d, w)[:2]
+            big_m, zm1 = stieltjes_sums(z, d, w)[:2]
+            m1 = zm1 / z
             if big_m == 0 or m1 == 0:
                 return out, False
             step = (1.0 / big_m - target) * big_m * big_m / m1
@@ -252,7 +253,9 @@ def _layered_derivs(m, z, d_all, w_all, offsets, r, group_of, rl, alpha, beta, g
     d2z = np.empty(ng, dtype=np.complex128)
     p = np.empty(ng, dtype=np.complex128)
     for g in range(ng):
-        _, m1, m2, g0 = stieltjes_sums(z[g], d_all[offsets[g]:offsets[g + 1]], w_all[offsets[g]:offsets[g + 1]])[:4]
+        _, zm1, zzm2, g0 = stieltjes_sums(z[g], d_all[offsets[g]:offsets[g + 1]], w_all[offsets[g]:offsets[g + 1]])[:4]
+        m1 = zm1 / z[g]
+        m2 = zzm2 / (z[g] * z[g])
         dz[g] = r[g] / m1
         d2z[g] = -m2 * dz[g] * dz[g] / m1
         p[g] = z[g] * g0 + w0[g]

@@ -85,6 +85,8 @@ NEWTON_TOL = 1e-13
 NEWTON_MAXIT = 60
 #: A grid step that fails is split into at most 2**MAX_HALVINGS substeps before the point is given up (NaN, warned).
 MAX_HALVINGS = 9
+#: Points per decade of the downward scan for the upper edge (:func:`_upper_edge`).
+EDGE_SCAN_PER_DECADE = 40
 #: Relative residual of F at which Newton that stalls is accepted for continuous laws of D^2 (_Equation.loose_rel).
 LOOSE_REL = 1e-9
 
@@ -94,19 +96,38 @@ LOOSE_REL = 1e-9
 
 
 @numba.njit(cache=True)
-def _f_derivs(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2):
-    """``(F, F', F'', m)`` at complex ``z``; ``d`` atoms of D^2, ``w`` weights, the rest its panels
-    (:func:`rmt.d2_pieces.resolved_sums`)."""
-    m, m1, m2, g0, g1, g2 = resolved_sums(z, d, w, pan, cheb, table, nodes, omega, gauss)
+def _branch_log(x, ref):
+    """``log x`` on the branch whose imaginary part is nearest ``ref`` (continuation of the logarithm)."""
+    v = np.log(x)
+    return complex(v.real, v.imag + TWO_PI * round((ref - v.imag) / TWO_PI))
+
+
+@numba.njit(cache=True)
+def _f_branch(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, ref_p, ref_m, ref_z):
+    """``(F, F', F'', m, m', arg p, arg m, arg z)`` at complex ``z``, the logs of ``p = 1 + m``, ``m`` and ``z`` taken
+    on the branches nearest the arguments ``ref_*`` (those of the previous point of a continuation); ``d`` atoms of
+    D^2, ``w`` weights, the rest its panels (:func:`rmt.d2_pieces.resolved_sums`)."""
+    m, m1, m2, g0, g1, g2 = resolved_sums(z, d, w, pan, cheb, table, nodes, omega, gauss)  # (z, z^2 scaled)
     p = z * g0  # = 1 + m, without cancellation
-    f = a * np.log(p) + (L - 1.0) * np.log(m) + L * (log_sw2 + np.log(z))
+    lp = _branch_log(p, ref_p)
+    lm = _branch_log(m, ref_m)
+    lz = _branch_log(z, ref_z)
+    f = a * lp + (L - 1.0) * lm + L * (log_sw2 + lz)
     # log(1 + m) = log z + log G: its derivatives from G (in the tails 1 + m -> 0 and m'/(1 + m) ~ 1/z would cancel
-    # against L/z: ELU/sin, orthogonal, depth 8 at lam = 1e-80 lost F' entirely)
+    # against L/z: ELU/sin, orthogonal, depth 8 at lam = 1e-80 lost F' entirely); z F' and z^2 F'' are O(1)
     r1 = g1 / g0
     r2 = g2 / g0
     q1 = m1 / m
-    f1 = (a + L) / z + a * r1 + (L - 1.0) * q1
-    f2 = -(a + L) / (z * z) + a * (r2 - r1 * r1) + (L - 1.0) * (m2 / m - q1 * q1)
+    f1 = ((a + L) + a * r1 + (L - 1.0) * q1) / z
+    f2 = (-(a + L) + a * (r2 - r1 * r1) + (L - 1.0) * (m2 / m - q1 * q1)) / z / z
+    return f, f1, f2, m, m1 / z, lp.imag, lm.imag, lz.imag
+
+
+@numba.njit(cache=True)
+def _f_derivs(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2):
+    """``(F, F', F'', m)`` at complex ``z`` with principal logarithms (:func:`_f_branch`)."""
+    f, f1, f2, m, _, _, _, _ = _f_branch(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, 0.0, 0.0,
+                                         0.0)
     return f, f1, f2, m
 
 
@@ -129,48 +150,85 @@ def _wrap(r):
 
 
 @numba.njit(cache=True)
-def _newton(u, z0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, tol, maxit, loose_rel):
-    """Solve ``F(z) = u`` from ``z0`` (backtracking on ``|residual|``); returns ``(z, converged, iterations, F'(z),
-    m(z))``. A Newton that stalls is accepted at the residual ``loose_rel (1 + |u| + L)`` (0: never)."""
+def _branch_at(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2):
+    """The branch of a continuation that starts at ``z`` (a real edge): ``(arg p, arg m, arg z, t)`` with principal
+    arguments and ``t = Im F``, a multiple of ``2 pi`` there; the continuation then solves ``F = u + i t``."""
+    f, _, _, _, _, ap, am, az = _f_branch(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, 0.0, 0.0,
+                                          0.0)
+    return ap, am, az, TWO_PI * round(f.imag / TWO_PI)
+
+
+@numba.njit(cache=True)
+def _tangent(z, du, f1):
+    """Predictor for ``F(z') = F(z) + du``: the tangent in ``log z`` (``z exp(du / (z F'))``), exact where
+    ``F ~ c log z`` (the tails, where ``z`` falls exponentially in ``u`` and the tangent in ``z`` overshoots: erf,
+    Gaussian, depth 2 walked 749 steps); steps in ``log z`` longer than 50 are shortened to 50."""
+    if f1 == 0:
+        return z
+    t = du / (z * f1)
+    if abs(t) > 50.0:
+        t *= 50.0 / abs(t)
+    return z * np.exp(t)
+
+
+@numba.njit(cache=True)
+def _newton(u, z0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, tol, maxit, loose_rel, bp, bm, bz, t):
+    """Solve ``F(z) = u + i t`` from ``z0`` on the branch ``(bp, bm, bz)`` of the logs (:func:`_f_branch`), with
+    backtracking on ``|residual|``; returns ``(z, converged, iterations, F'(z), m(z), arg p, arg m, arg z)``. A Newton
+    that stalls is accepted at the residual ``loose_rel (1 + |u| + L)`` (0: never).
+
+    The branch is what keeps a deep continuation on its solution: ``F`` modulo ``2 pi i`` has ``L`` solutions
+    ``e^{2 pi i k / L}`` apart (the L-th roots of one algebraic equation), and with ``L = 10^4`` the walk hopped
+    between them (tanh, orthogonal)."""
     z = z0
-    f, f1, _, m = _f_derivs(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2)
-    r = _wrap(f - u)
-    floor = 4e-16 * (1.0 + abs(u) + abs(L))
+    f, f1, f2, m, dm, ap, am, az = _f_branch(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, bp, bm, bz)
+    target = complex(u, t)
+    r = f - target
+    floor = 4e-16 * (1.0 + abs(u) + abs(t) + abs(L))
     loose = max(loose_rel * (1.0 + abs(u) + abs(L)), 100.0 * floor)
     if abs(r) <= floor:
-        return z, True, 0, f1, m
+        return z, True, 0, f1, m, ap, am, az
     for it in range(maxit):
         if f1 == 0:
-            return z, False, it, f1, m
+            return z, False, it, f1, m, ap, am, az
         if it >= 8 and abs(r) <= loose:
-            return z, True, it, f1, m
+            return z, True, it, f1, m, ap, am, az
         dz = -r / f1
+        if abs(f2) * abs(dz) * abs(dz) <= 2.0 * tol * abs(z) * abs(f1):
+            # quadratic convergence: the step leaves an error of about |F'' / 2F'| |dz|^2, below tol |z| -- take it
+            # without evaluating there (m to first order; its error is of the same size)
+            return z + dz, True, it + 1, f1, m + dm * dz, ap, am, az
         step = 1.0
         found = False
         for _ in range(30):
             zn = z + step * dz
-            fn, f1n, _, mn = _f_derivs(zn, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2)
-            rn = _wrap(fn - u)
+            fn, f1n, f2n, mn, dmn, apn, amn, azn = _f_branch(zn, d, w, pan, cheb, table, nodes, omega, gauss, L, a,
+                                                             log_sw2, bp, bm, bz)
+            rn = fn - target
             if abs(rn) < abs(r) or abs(rn) <= floor:
                 found = True
                 break
+            if abs(r) <= loose:  # at the rounding level of F: no further decrease to look for
+                break
             step *= 0.5
         if not found:
-            return z, abs(r) <= loose, it, f1, m
+            return z, abs(r) <= loose, it, f1, m, ap, am, az
         moved = abs(zn - z)
-        z, f1, r, m = zn, f1n, rn, mn
+        z, f1, f2, r, m, dm, ap, am, az = zn, f1n, f2n, rn, mn, dmn, apn, amn, azn
         if moved <= tol * abs(z) or abs(r) <= floor:
-            return z, True, it + 1, f1, m
-    return z, False, maxit, f1, m
+            return z, True, it + 1, f1, m, ap, am, az
+    return z, False, maxit, f1, m, ap, am, az
 
 
 @numba.njit(cache=True)
 def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, tol, maxit, max_halvings,
-           loose_rel):
-    """Continuation along targets ``us`` from the solution ``z0`` at ``u0``; returns ``(z, m, ok)``.
+           loose_rel, bp, bm, bz, t):
+    """Continuation along targets ``us`` from the solution ``z0`` at ``u0`` on the branch ``(bp, bm, bz, t)``
+    (:func:`_newton`); returns ``(z, m, ok)``.
 
-    Each target is reached from the previous solution with the tangent predictor ``z + du / F'(z)``; a failed step is
-    split into 2, 4, ... substeps (at most ``2**max_halvings``). Solutions are reflected into ``Im z >= 0``.
+    Each target is reached from the previous solution with the tangent predictor (:func:`_tangent`); a failed step is
+    split into 2, 4, ... substeps (at most ``2**max_halvings``). Solutions are reflected into ``Im z >= 0`` (with
+    their branch: ``F(conj z) = conj F(z)``).
     """
     n = us.shape[0]
     out = np.empty(n, dtype=np.complex128)
@@ -178,7 +236,9 @@ def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw
     ok = np.ones(n, dtype=np.bool_)
     z_prev = z0
     u_prev = u0
-    _, f1_prev, _, m_prev = _f_derivs(z0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2)
+    _, f1_prev, _, m_prev, _, _, _, _ = _f_branch(z0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, bp,
+                                                  bm, bz)
+    br_prev = (bp, bm, bz, t)
     for j in range(n):
         target = us[j]
         nsub = 1
@@ -186,23 +246,29 @@ def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw
         zc = z_prev
         f1c = f1_prev
         mc = m_prev
+        brc = br_prev
         while nsub <= (1 << max_halvings):
             zc = z_prev
             uc = u_prev
             f1c = f1_prev
+            brc = br_prev
             good = True
             for s in range(1, nsub + 1):
                 us_ = u_prev + (target - u_prev) * s / nsub
-                guess = zc + (us_ - uc) / f1c if f1c != 0 else zc
+                guess = _tangent(zc, us_ - uc, f1c)
                 if guess.imag < 0:
                     guess = guess.conjugate()
-                zs, conv, _, f1s, mc = _newton(us_, guess, d, w, pan, cheb, table, nodes, omega, gauss, L, a,
-                                               log_sw2, tol, maxit, loose_rel)
+                zs, conv, _, f1s, mc, ap, am, az = _newton(us_, guess, d, w, pan, cheb, table, nodes, omega, gauss, L,
+                                                           a, log_sw2, tol, maxit, loose_rel, brc[0], brc[1], brc[2],
+                                                           brc[3])
                 if not conv:
                     good = False
                     break
                 if zs.imag < 0:  # F(conj z) = conj F(z): the mirror image solves it too
                     zs, f1s, mc = zs.conjugate(), f1s.conjugate(), mc.conjugate()
+                    brc = (-ap, -am, -az, -brc[3])
+                else:
+                    brc = (ap, am, az, brc[3])
                 zc = zs
                 f1c = f1s
                 uc = us_
@@ -216,6 +282,7 @@ def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw
             z_prev = zc
             f1_prev = f1c
             m_prev = mc
+            br_prev = brc
             u_prev = target
         else:
             ok[j] = False
@@ -286,9 +353,18 @@ class _Equation:
     def derivs(self, z: complex):
         return _f_derivs(complex(z), *self.args)
 
-    def newton(self, u: float, z0: complex):
-        """``(z, converged, iterations)`` of Newton on ``F(z) = u`` from ``z0``."""
-        return _newton(float(u), complex(z0), *self.args, NEWTON_TOL, NEWTON_MAXIT, self.loose_rel)[:3]
+    def branch_at(self, x: float) -> tuple:
+        """The branch of a continuation starting at the real edge ``x`` (:func:`_branch_at`)."""
+        return _branch_at(complex(x), *self.args)
+
+    def newton(self, u: float, z0: complex, branch: tuple):
+        """``(z, converged, iterations, branch)`` of Newton on ``F(z) = u`` from ``z0`` on ``branch``; a solution
+        below the real axis is reflected (with its branch)."""
+        z, conv, its, _, _, ap, am, az = _newton(float(u), complex(z0), *self.args, NEWTON_TOL, NEWTON_MAXIT,
+                                                 self.loose_rel, *branch)
+        if z.imag < 0:
+            return z.conjugate(), conv, its, (-ap, -am, -az, -branch[3])
+        return z, conv, its, (ap, am, az, branch[3])
 
     @property
     def loose_rel(self) -> float:
@@ -337,28 +413,43 @@ _NO_PIECES = (np.zeros((0, N_COLUMNS)), np.zeros((0, 4, 1)), np.zeros((0, 1)), n
 
 
 def _upper_edge(eq: _Equation) -> tuple[float, float]:
-    """``(x_hi, u_hi)``: the first critical point of ``F`` on the real axis coming down from ``+inf``."""
-    d_top = float(np.max(eq.d))
+    """``(x_hi, u_hi)``: the first critical point of ``F`` on the real axis coming down from ``+inf``.
 
-    xs = d_top + d_top * np.logspace(-12, 9, 1500)
-    f1s = _derivs_many(xs.astype(np.complex128), *eq.args)[0].real
-    sign = np.sign(f1s)
-    idx = np.nonzero(sign[:-1] != sign[1:])[0]
-    if idx.size == 0:
+    Scanned downwards in ``x - max D^2`` on a log scale (:data:`EDGE_SCAN_PER_DECADE` points a decade, one decade at
+    a time, from ``10 (L + 1)`` times ``max D^2`` above it, where ``F' > 0``: the edge sits near ``0.8 L`` times it at
+    depth ``10^4``) to the first sign change of ``F'``, which is then solved by a bracketed Newton. Sign changes
+    closer together than the scan's spacing (6%) are not resolved."""
+    d_top = float(np.max(eq.d))
+    top = math.log10(10.0 * (eq.L + 1.0))
+    while top < 15.0 and not _derivs_many(np.array([complex(d_top * (1.0 + 10.0**top))]), *eq.args)[0][0].real > 0:
+        top += 2.0
+    bracket = None
+    hi = top
+    while bracket is None and hi > -12.0:
+        lo = max(hi - 1.0, -12.0)
+        xs = d_top + d_top * np.logspace(hi, lo, EDGE_SCAN_PER_DECADE + 1)  # descending
+        f1s = _derivs_many(xs.astype(np.complex128), *eq.args)[0].real
+        sign = np.sign(f1s)
+        idx = np.nonzero((sign[:-1] != sign[1:]) & np.isfinite(f1s[:-1]) & np.isfinite(f1s[1:]))[0]
+        if idx.size:
+            bracket = (xs[idx[0] + 1], xs[idx[0]])
+        hi = lo
+    if bracket is None:
         # a purely atomic D^2 (piecewise-constant phi', e.g. hard tanh) with an atom of J J^T at the top: the
         # continuous part's upper edge is a critical point in the gap below the top value of D^2
         values = np.unique(eq.d[eq.d > 0])
         distinct = values[np.concatenate([[True], np.diff(values) > 1e-12 * values[1:]])]
         if distinct.size <= 16:
-            lo = distinct[-2] if distinct.size > 1 else 0.0
-            xs = lo + (d_top - lo) * (0.5 - 0.5 * np.cos(np.pi * np.linspace(0.0, 1.0, 3001)[1:-1]))
+            lo_v = distinct[-2] if distinct.size > 1 else 0.0
+            xs = lo_v + (d_top - lo_v) * (0.5 - 0.5 * np.cos(np.pi * np.linspace(0.0, 1.0, 3001)[1:-1]))
             f1s = _derivs_many(xs.astype(np.complex128), *eq.args)[0].real
             sign = np.sign(f1s)
             idx = np.nonzero((sign[:-1] != sign[1:]) & np.isfinite(f1s[:-1]) & np.isfinite(f1s[1:]))[0]
-        if idx.size == 0:
+            if idx.size:
+                bracket = (xs[idx[-1]], xs[idx[-1] + 1])
+        if bracket is None:
             raise RuntimeError("no upper spectral edge found: F'(x) has no zero on the real axis above max phi'^2")
-    i = idx[-1]
-    x_hi, _ = _real_critical_point(0.5 * (xs[i] + xs[i + 1]), xs[i], xs[i + 1], *eq.args, 1e-15, 200)
+    x_hi, _ = _real_critical_point(0.5 * (bracket[0] + bracket[1]), bracket[0], bracket[1], *eq.args, 1e-15, 200)
     u_hi = eq.derivs(x_hi)[0].real
     # rounded outward by the rounding of F (a few ulp): the top grid point, whose density is 0, is never inside the
     # support (linear Gaussian depth 1: F(2) = log 4 came out 1 ulp low, where Marchenko-Pastur is 2e-9, not 0)
@@ -414,16 +505,17 @@ def _locate_support(eq: _Equation, mass: float, tail_tol: float) -> _Support:
     x_hi, u_hi = _upper_edge(eq)
     h = 1e-6 * max(1.0, abs(u_hi))
     u, z = u_hi, complex(x_hi)
+    branch = eq.branch_at(x_hi)
+    if u_hi < LOG_LAM_FLOOR:  # the whole spectrum is below float64 (reported as an atom at 0 by the caller)
+        return _Support(u_hi, x_hi, u_hi, None)
     rho_prev = 0.0
     rho_max = 0.0
     while True:
         u_new = max(u - h, LOG_LAM_FLOOR)
-        guess = _edge_start(eq, x_hi, u_hi, u_new) if first else z + (u_new - u) / eq.derivs(z)[1]
+        guess = _edge_start(eq, x_hi, u_hi, u_new) if first else _tangent(z, u_new - u, eq.derivs(z)[1])
         if guess.imag < 0:
             guess = guess.conjugate()
-        z_new, conv, its = eq.newton(u_new, guess)
-        if z_new.imag < 0:
-            z_new = z_new.conjugate()
+        z_new, conv, its, branch_new = eq.newton(u_new, guess, branch)
         rel_imag = z_new.imag / max(abs(z_new), 1e-300)
         # (the first step from the edge is judged by its imaginary part only: next to an atom of D^2 -- ELU, orthogonal
         # weights, depth 2, whose edge is 1e-9 above the atom -- the quadratic edge model is a poor predictor)
@@ -443,10 +535,18 @@ def _locate_support(eq: _Equation, mass: float, tail_tol: float) -> _Support:
                 raise RuntimeError(f"continuation of the Jacobian spectrum stalled at lam = exp({u:.6g})")
             continue
         rho = -eq.derivs(z_new)[3].imag / math.pi  # density in log lam
-        if rel_imag < 1e-9 and not first and eq.in_continuous_range(z_new.real):
-            # the subordination point reached the real axis inside the range of the continuous part of D^2 (ELU,
-            # orthogonal, depth 30): the continuation along the cut is ill-conditioned; what lies below is counted as
-            # tail_mass
+        # the subordination point reached the real axis inside the range of the continuous part of D^2 (ELU,
+        # orthogonal, depth 30; tanh, orthogonal, depth 1e4, where D^2 is 1e-10 thin there): the continuation along
+        # the cut is ill-conditioned; what lies below is counted as tail_mass
+        on_cut = rel_imag < 1e-9 and not first and eq.in_continuous_range(z_new.real)
+        fell = not first and rel_imag >= 1e-9 and rho < 1e-3 * rho_prev  # (back on the axis: a soft edge, below)
+        if (on_cut or fell) and h > 1e-4 * max(1.0, abs(u)):
+            # reached the cut, or the density fell by over 1e3, in one long step: approach it in shorter ones
+            # (tanh, orthogonal, depth 1e4 stepped from 40% of the peak density to 1e-15 in one step of 16, and the
+            # grid failed below the fall)
+            h *= 0.5
+            continue
+        if on_cut:
             return _Support(u_hi, x_hi, u, None)
         if rel_imag < 1e-9 and not first:
             # back on the real axis: we passed a soft lower edge between u_new and u; solve for it
@@ -484,7 +584,7 @@ def _locate_support(eq: _Equation, mass: float, tail_tol: float) -> _Support:
         small_tail = kappa > 0 and rho / kappa < tail_tol * mass
         if u_new <= LOG_LAM_FLOOR or small_tail:
             return _Support(u_hi, x_hi, u_new, None)
-        u, z, rho_prev = u_new, z_new, rho
+        u, z, rho_prev, branch = u_new, z_new, rho, branch_new
         if its <= 5:
             h = min(2.0 * h, max(1e-6, 0.05 * (u_hi - u) + 0.5 * h))
 
@@ -907,6 +1007,9 @@ def jacobian_spectrum(activation, sigma_w2, sigma_b2, depth: int, weights: str =
     eq = _make_equation(law, sigma_w2, depth, weights)
     support = _locate_support(eq, mass, tail_tol)
     _check_representable(support.u_hi, depth, mean)
+    if support.u_hi < LOG_LAM_FLOOR:  # (warned) every eigenvalue underflows: one atom at 0
+        empty = np.zeros(0)
+        return JacobianSpectrum(empty, empty, (0.0, 0.0), mean, variance, ((0.0, 1.0),), 0.0, q_reported, params)
     lam, density, ok, tail_mass = _density_and_tail(eq, support, num, mass)
     if not ok.all():
         bad = lam[~ok]
@@ -1018,12 +1121,13 @@ def _trace_from_edge(eq: _Equation, x_e: float, u_e: float,
                      targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Solutions ``z`` (``Im z >= 0``) at ``targets`` (moving away from the soft edge ``(x_e, u_e)``), ``m(z)`` there,
     and ok flags."""
-    z1, conv, _ = eq.newton(targets[0], _edge_start(eq, x_e, u_e, targets[0]))
+    branch = eq.branch_at(x_e)
+    z1, conv, _, branch1 = eq.newton(targets[0], _edge_start(eq, x_e, u_e, targets[0]), branch)
     if not conv:
-        return _trace(targets, complex(x_e), u_e, *eq.args, NEWTON_TOL, NEWTON_MAXIT, MAX_HALVINGS, eq.loose_rel)
-    z1 = z1.conjugate() if z1.imag < 0 else z1
+        return _trace(targets, complex(x_e), u_e, *eq.args, NEWTON_TOL, NEWTON_MAXIT, MAX_HALVINGS, eq.loose_rel,
+                      *branch)
     zs, ms, oks = _trace(targets[1:], z1, targets[0], *eq.args, NEWTON_TOL, NEWTON_MAXIT, MAX_HALVINGS,
-                         eq.loose_rel)
+                         eq.loose_rel, *branch1)
     return np.concatenate([[z1], zs]), np.concatenate([[eq.derivs(z1)[3]], ms]), np.concatenate([[True], oks])
 
 

@@ -370,11 +370,14 @@ def fixed_point_variance(activation, sigma_w2: float, sigma_b2: float) -> tuple[
     return q, False
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def stieltjes_sums(z, d, w):
-    """``(M, M', M'', G, G', G'')`` at complex ``z`` of the atomic law with atoms ``d > 0`` and weights ``w``:
-    ``M(z) = sum w d / (z - d)`` (the moment generating function ``E[t / (z - t)]``) and ``G(z) = sum w / (z - d)``
-    (so that ``1 + M = z G`` without cancellation) with their first two ``z``-derivatives. Shared by the square solver
+    """``(M, z M', z^2 M'', G, z G', z^2 G'')`` at complex ``z`` of the atomic law with atoms ``d > 0`` and
+    weights ``w``: ``M(z) = sum w d / (z - d)`` (the moment generating function ``E[t / (z - t)]``) and
+    ``G(z) = sum w / (z - d)`` (so that ``1 + M = z G`` without cancellation) with their first two ``z``-derivatives,
+    scaled by ``z`` and ``z^2``
+    (summed term by term as ``w (z r) r`` and ``w (z r)^2 r``, ``r = 1 / (z - d)``: ``G'`` itself overflows where
+    ``G ~ 1 / z`` and ``|z| < 1e-154``, gelu at ``sigma_b2 = 0.5``, Gaussian, depth 1). Shared by the square solver
     (:mod:`rmt.spectrum`, through :func:`rmt.d2_pieces.resolved_sums`) and the layered one (:mod:`rmt.layers`).
 
     Summed in real arithmetic, ``1 / (z - d) = (x - d - i y) / ((x - d)^2 + y^2)`` (a loop the compiler vectorises,
@@ -393,23 +396,25 @@ def stieltjes_sums(z, d, w):
         hi = max(hi, den)
         rr = a / den
         ri = -y / den
-        r2r = rr * rr - ri * ri
-        r2i = 2.0 * rr * ri
-        r3r = r2r * rr - r2i * ri
-        r3i = r2r * ri + r2i * rr
+        tr = x * rr - y * ri  # t = z r
+        ti = x * ri + y * rr
+        ur = tr * rr - ti * ri  # u = z r^2
+        ui = tr * ri + ti * rr
+        vr = tr * ur - ti * ui  # v = z^2 r^3
+        vi = tr * ui + ti * ur
         gr += w[i] * rr
         gi += w[i] * ri
-        g1r -= w[i] * r2r
-        g1i -= w[i] * r2i
-        g2r += 2.0 * w[i] * r3r
-        g2i += 2.0 * w[i] * r3i
+        g1r -= w[i] * ur
+        g1i -= w[i] * ui
+        g2r += 2.0 * w[i] * vr
+        g2i += 2.0 * w[i] * vi
         wd = w[i] * d[i]
         mr += wd * rr
         mi += wd * ri
-        m1r -= wd * r2r
-        m1i -= wd * r2i
-        m2r += 2.0 * wd * r3r
-        m2i += 2.0 * wd * r3i
+        m1r -= wd * ur
+        m1i -= wd * ui
+        m2r += 2.0 * wd * vr
+        m2i += 2.0 * wd * vi
     if lo > 1e-290 and hi < 1e290:
         return (complex(mr, mi), complex(m1r, m1i), complex(m2r, m2i), complex(gr, gi), complex(g1r, g1i),
                 complex(g2r, g2i))
@@ -421,12 +426,13 @@ def stieltjes_sums(z, d, w):
     m2 = 0j
     for i in range(d.shape[0]):
         r = 1.0 / (z - d[i])
-        t = w[i] * r
-        g0 += t
-        g1 -= t * r
-        g2 += 2.0 * t * r * r
-        t = t * d[i]
-        m += t
-        m1 -= t * r
-        m2 += 2.0 * t * r * r
+        t = z * r
+        u = w[i] * t * r
+        v = 2.0 * u * t
+        g0 += w[i] * r
+        g1 -= u
+        g2 += v
+        m += w[i] * d[i] * r
+        m1 -= d[i] * u
+        m2 += d[i] * v
     return m, m1, m2, g0, g1, g2

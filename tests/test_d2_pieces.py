@@ -21,7 +21,10 @@ SMOOTH = ["tanh", "erf", "sigmoid", "gelu", "swish", "sin", "softplus", "elu", "
 
 
 def _sums(model, z):
-    return resolved_sums(complex(z), model.law.values, model.law.weights, *model.arrays)
+    """``(M, M', M'', G, G', G'')``: :func:`resolved_sums` with its ``z``-scaled derivatives unscaled."""
+    z = complex(z)
+    m, zm1, zzm2, g, zg1, zzg2 = resolved_sums(z, model.law.values, model.law.weights, *model.arrays)
+    return m, zm1 / z, zzm2 / (z * z), g, zg1 / z, zzg2 / (z * z)
 
 
 def _density_of_d2(act, q: float, x: float) -> float:
@@ -74,7 +77,7 @@ def test_far_from_the_range_equals_the_atomic_sums(name):
     model = d2_pieces(name, 0.8)
     top = model.law.values.max()
     for z in (complex(3.0 * top + 1.0, 0.5), complex(-2.0 * top - 1.0, 0.1), complex(0.3 * top, 5.0 * top + 1.0)):
-        got = _sums(model, z)
+        got = resolved_sums(z, model.law.values, model.law.weights, *model.arrays)
         plain = stieltjes_sums(z, model.law.values, model.law.weights)
         for a, b in zip(got, plain, strict=True):
             assert abs(a - b) <= 1e-13 * abs(b) + 1e-300
@@ -98,6 +101,44 @@ def test_conjugate_symmetry_and_derivatives(name):
         assert abs((plus[3] - minus[3]) / (2 * step) - g1) <= 1e-4 * abs(g1)
         assert abs((plus[4] - minus[4]) / (2 * step) - g2) <= 1e-4 * abs(g2)
         assert abs(z * g - 1.0 - m) <= 1e-10 * max(abs(m), 1.0)  # M = z G - 1
+
+
+@pytest.mark.parametrize(("name", "q"), [("sin", 1.38), ("gelu", 1.3), ("swish", 2.0)])
+def test_smooth_next_to_a_zero_of_phi_prime_at_tiny_z(name, q):
+    """Where ``phi'`` has a zero the poles sit ``sqrt(z)`` from it; the residue once took ``phi'`` at the root from
+    the model (absolute rounding 1e-17, relative to ``sqrt(z)``), which was 1e-7 noise in ``G`` at ``|z| = 1e-20``
+    (sin, orthogonal, depth 8 stalled there). ``G`` and ``z G'`` must be smooth to rounding: a cubic in a relative
+    perturbation of ``z`` fits them to 1e-12 at every scale."""
+    model = d2_pieces(name, q)
+    eps = np.linspace(-1e-6, 1e-6, 21)
+    for scale in (1e-13, 1e-20, 1e-25, 1e-40):
+        for z0 in (scale * complex(-1.0, 0.84), scale * complex(1.0, 0.3)):
+            vals = np.array([resolved_sums(z0 * (1 + e), model.law.values, model.law.weights, *model.arrays)
+                             for e in eps])
+            for col in (3, 4):  # G, z G'
+                v = vals[:, col]
+                for part in (v.real, v.imag):
+                    fit = np.polyval(np.polyfit(eps, part, 3), eps)
+                    assert np.max(np.abs(part - fit)) <= 1e-12 * abs(v[10])
+
+
+def test_scaled_derivatives_stay_finite_at_tiny_z():
+    """``G ~ 1 / z`` for an atom at 0 (gelu at q = 22: ``phi'^2`` underflows in the left tail), so ``G'`` is beyond
+    float64 below ``|z| = 1e-154``; the sums return ``z G'`` and ``z^2 G''`` (likewise for ``M``), which match
+    differences in ``log z``: ``dG / dlog z = z G'`` and ``d^2 G / dlog z^2 = z G' + z^2 G''``."""
+    model = d2_pieces("gelu", 22.0)
+    for z in (complex(1e-160, 7e-162), complex(-3e-250, 2e-251), complex(5e-40, 1e-41)):
+        got = resolved_sums(z, model.law.values, model.law.weights, *model.arrays)
+        assert all(np.isfinite(v.real) and np.isfinite(v.imag) for v in got)
+        m, zm1, zzm2, g, zg1, zzg2 = got
+        assert abs(z * g - 1.0 - m) <= 1e-12  # M = z G - 1
+        e = 1e-4
+        up, down = (resolved_sums(z * math.exp(s * e), model.law.values, model.law.weights, *model.arrays)
+                    for s in (1, -1))
+        for f, d1, d2 in ((g, zg1, zzg2), (m, zm1, zzm2)):
+            i = 3 if f is g else 0
+            assert abs((up[i] - down[i]) / (2 * e) - d1) <= 1e-6 * abs(d1) + 1e-12 * abs(f)
+            assert abs((up[i] - 2 * f + down[i]) / e**2 - (d1 + d2)) <= 1e-5 * abs(d1 + d2) + 1e-7 * abs(f)
 
 
 def _mpmath_stieltjes(name: str, q: float, z: complex) -> complex:
