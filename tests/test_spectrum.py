@@ -153,6 +153,23 @@ def test_depth_ten_thousand_is_stable(weights):
     assert mean == pytest.approx(result.mean, rel=1e-3)
     assert variance == pytest.approx(result.variance, rel=1e-2)
     assert result.support[1] > 100
+    if weights == "orthogonal":
+        # the continuation keeps its branch of the logs: hopping between the 10^4 solutions of the equation modulo
+        # 2 pi i once ended the walk at lam = 1e-77 with 4% of the mass reported as tail; the law ends in a sharp
+        # fall near lam = exp(-192)
+        assert result.tail_mass < 1e-3
+        assert result.lam[0] < math.exp(-190)
+
+
+@pytest.mark.parametrize("weights", ["gaussian", "orthogonal"])
+def test_a_spectrum_entirely_below_float64_is_an_atom_at_zero(weights):
+    """gelu at sigma_w2 = 1.5, sigma_b2 = 0.05 (ordered), depth 1000: the upper edge is exp(-799); every eigenvalue
+    underflows and is reported as one atom at 0 with a warning (the walk once stalled there and raised)."""
+    with pytest.warns(RuntimeWarning, match="below the float64 range"):
+        result = jacobian_spectrum("gelu", 1.5, 0.05, 1000, weights)
+    assert result.atoms == ((0.0, 1.0),)
+    assert result.lam.size == 0 and result.support == (0.0, 0.0)
+    assert float(result.cdf(0.0)) == 1.0
 
 
 def test_depth_one_orthogonal_is_the_law_of_sigma_w2_phi_prime_squared():
