@@ -358,13 +358,13 @@ class _Equation:
         return _branch_at(complex(x), *self.args)
 
     def newton(self, u: float, z0: complex, branch: tuple):
-        """``(z, converged, iterations, branch)`` of Newton on ``F(z) = u`` from ``z0`` on ``branch``; a solution
-        below the real axis is reflected (with its branch)."""
-        z, conv, its, _, _, ap, am, az = _newton(float(u), complex(z0), *self.args, NEWTON_TOL, NEWTON_MAXIT,
-                                                 self.loose_rel, *branch)
+        """``(z, converged, iterations, branch, F'(z), m(z))`` of Newton on ``F(z) = u`` from ``z0`` on ``branch``; a
+        solution below the real axis is reflected (with its branch)."""
+        z, conv, its, f1, m, ap, am, az = _newton(float(u), complex(z0), *self.args, NEWTON_TOL, NEWTON_MAXIT,
+                                                  self.loose_rel, *branch)
         if z.imag < 0:
-            return z.conjugate(), conv, its, (-ap, -am, -az, -branch[3])
-        return z, conv, its, (ap, am, az, branch[3])
+            return z.conjugate(), conv, its, (-ap, -am, -az, -branch[3]), f1.conjugate(), m.conjugate()
+        return z, conv, its, (ap, am, az, branch[3]), f1, m
 
     @property
     def loose_rel(self) -> float:
@@ -504,7 +504,7 @@ def _locate_support(eq: _Equation, mass: float, tail_tol: float) -> _Support:
     first = True
     x_hi, u_hi = _upper_edge(eq)
     h = 1e-6 * max(1.0, abs(u_hi))
-    u, z = u_hi, complex(x_hi)
+    u, z, f1 = u_hi, complex(x_hi), 0j
     branch = eq.branch_at(x_hi)
     if u_hi < LOG_LAM_FLOOR:  # the whole spectrum is below float64 (reported as an atom at 0 by the caller)
         return _Support(u_hi, x_hi, u_hi, None)
@@ -512,10 +512,10 @@ def _locate_support(eq: _Equation, mass: float, tail_tol: float) -> _Support:
     rho_max = 0.0
     while True:
         u_new = max(u - h, LOG_LAM_FLOOR)
-        guess = _edge_start(eq, x_hi, u_hi, u_new) if first else _tangent(z, u_new - u, eq.derivs(z)[1])
+        guess = _edge_start(eq, x_hi, u_hi, u_new) if first else _tangent(z, u_new - u, f1)
         if guess.imag < 0:
             guess = guess.conjugate()
-        z_new, conv, its, branch_new = eq.newton(u_new, guess, branch)
+        z_new, conv, its, branch_new, f1_new, m_new = eq.newton(u_new, guess, branch)
         rel_imag = z_new.imag / max(abs(z_new), 1e-300)
         # (the first step from the edge is judged by its imaginary part only: next to an atom of D^2 -- ELU, orthogonal
         # weights, depth 2, whose edge is 1e-9 above the atom -- the quadratic edge model is a poor predictor)
@@ -534,7 +534,7 @@ def _locate_support(eq: _Equation, mass: float, tail_tol: float) -> _Support:
                     return _Support(u_hi, x_hi, u, None)
                 raise RuntimeError(f"continuation of the Jacobian spectrum stalled at lam = exp({u:.6g})")
             continue
-        rho = -eq.derivs(z_new)[3].imag / math.pi  # density in log lam
+        rho = -m_new.imag / math.pi  # density in log lam
         # the subordination point reached the real axis inside the range of the continuous part of D^2 (ELU,
         # orthogonal, depth 30; tanh, orthogonal, depth 1e4, where D^2 is 1e-10 thin there): the continuation along
         # the cut is ill-conditioned; what lies below is counted as tail_mass
@@ -584,9 +584,9 @@ def _locate_support(eq: _Equation, mass: float, tail_tol: float) -> _Support:
         small_tail = kappa > 0 and rho / kappa < tail_tol * mass
         if u_new <= LOG_LAM_FLOOR or small_tail:
             return _Support(u_hi, x_hi, u_new, None)
-        u, z, rho_prev, branch = u_new, z_new, rho, branch_new
+        u, z, rho_prev, branch, f1 = u_new, z_new, rho, branch_new, f1_new
         if its <= 5:
-            h = min(2.0 * h, max(1e-6, 0.05 * (u_hi - u) + 0.5 * h))
+            h = min(2.0 * h, max(1e-6, 0.1 * (u_hi - u) + 0.5 * h))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -1122,13 +1122,13 @@ def _trace_from_edge(eq: _Equation, x_e: float, u_e: float,
     """Solutions ``z`` (``Im z >= 0``) at ``targets`` (moving away from the soft edge ``(x_e, u_e)``), ``m(z)`` there,
     and ok flags."""
     branch = eq.branch_at(x_e)
-    z1, conv, _, branch1 = eq.newton(targets[0], _edge_start(eq, x_e, u_e, targets[0]), branch)
+    z1, conv, _, branch1, _, m1 = eq.newton(targets[0], _edge_start(eq, x_e, u_e, targets[0]), branch)
     if not conv:
         return _trace(targets, complex(x_e), u_e, *eq.args, NEWTON_TOL, NEWTON_MAXIT, MAX_HALVINGS, eq.loose_rel,
                       *branch)
     zs, ms, oks = _trace(targets[1:], z1, targets[0], *eq.args, NEWTON_TOL, NEWTON_MAXIT, MAX_HALVINGS,
                          eq.loose_rel, *branch1)
-    return np.concatenate([[z1], zs]), np.concatenate([[eq.derivs(z1)[3]], ms]), np.concatenate([[True], oks])
+    return np.concatenate([[z1], zs]), np.concatenate([[m1], ms]), np.concatenate([[True], oks])
 
 
 def _density_on_grid(eq: _Equation, support: _Support, num: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ import math
 import numpy as np
 import reference as ref
 from scipy.integrate import quad
+from scipy.optimize import brentq
 
 _H_MAX = 13.0  # |h| <= 13 sqrt(q): the N(0, 1) tail beyond is 1e-38
 
@@ -66,16 +67,38 @@ class ReferenceSpectrum:
         s = math.sqrt(self.q)
         sign = np.sign(self._grid_d - z.real)
         cross = np.nonzero(sign[:-1] != sign[1:])[0]
-        cuts = sorted({0.0, *(0.5 * (self._grid_h[i] + self._grid_h[i + 1]) for i in cross)})
+        # the near-poles: the exact crossings phi'(h)^2 = Re z, each with breakpoints on the scale of its distance from
+        # the real axis, Im z / |d'(h)| (a pole 1e-13 wide inside an interval is otherwise missed by quad's rule)
+        poles = []
+        for i in cross:
+            lo, hi = self._grid_h[i], self._grid_h[i + 1]
+            r = brentq(lambda h: self.dphi(h) ** 2 - z.real, lo, hi, xtol=1e-300, rtol=1e-15)
+            e = 1e-7 * (hi - lo)
+            slope = abs(self.dphi(r + e) ** 2 - self.dphi(r - e) ** 2) / (2 * e)
+            poles.append((r, abs(z.imag) / slope if slope > 0 else 0.0))
+        cuts = sorted({0.0, *(r for r, _ in poles)})
         edges = [-_H_MAX * s, *cuts, _H_MAX * s]
+
+        def points_in(lo, hi):
+            pts = set()
+            for r, width in poles:
+                if width <= 0:
+                    continue
+                for k in range(-2, 40):
+                    e = width * 10.0 ** (k / 2)
+                    if e > hi - lo:
+                        break
+                    pts.update(x for x in (r - e, r + e) if lo < x < hi)
+            return sorted(pts)
 
         def expect(g):
             total = 0j
             for lo, hi in zip(edges[:-1], edges[1:], strict=True):
                 def pdf(h):
                     return math.exp(-0.5 * h * h / self.q) / math.sqrt(2.0 * math.pi * self.q)
-                re = quad(lambda h: (g(h) * pdf(h)).real, lo, hi, epsabs=0.0, epsrel=1e-13, limit=400)[0]
-                im = quad(lambda h: (g(h) * pdf(h)).imag, lo, hi, epsabs=0.0, epsrel=1e-13, limit=400)[0]
+                pts = points_in(lo, hi) or None
+                re = quad(lambda h: (g(h) * pdf(h)).real, lo, hi, epsabs=0.0, epsrel=1e-13, limit=400, points=pts)[0]
+                im = quad(lambda h: (g(h) * pdf(h)).imag, lo, hi, epsabs=0.0, epsrel=1e-13, limit=400, points=pts)[0]
                 total += complex(re, im)
             return total
 
