@@ -43,7 +43,7 @@ from meanfield.quadrature import breakpoints, legendre_rule
 
 from .transforms import D2Law, stieltjes_sums
 
-__all__ = ["D2Pieces", "N_CHEB", "N_GL", "RHO", "d2_pieces", "resolved_sums"]
+__all__ = ["D2Pieces", "N_CHEB", "N_GL", "RHO", "d2_pieces", "moment_tables", "resolved_sums"]
 
 #: Degree of the Chebyshev model of ``phi'`` on each panel.
 N_CHEB = 32
@@ -60,11 +60,19 @@ CHEB_TOL = 2e-15
 MAX_SPLITS = 10
 #: Below this ``|phi'|`` the model is resolved to absolute accuracy (``phi'^2`` underflows below ``1e-300``).
 FLOOR = 1e-150
+#: Atoms with ``d <= SERIES_EPS |z|`` or ``d >= |z| / SERIES_EPS`` are summed by their series in ``d / z`` or ``z / d``
+#: (:func:`_atomic_sums`): in the tails of ``J J^T``, where ``z -> 0``, nearly every atom.
+SERIES_EPS = 1e-3
+#: Terms kept of those series (truncation ``SERIES_EPS ** 7 = 1e-21`` relative).
+SERIES_TERMS = 8
 #: First-kind Chebyshev points on [-1, 1], ascending.
 CHEB_X = -np.cos(np.pi * (np.arange(N_CHEB + 1) + 0.5) / (N_CHEB + 1))
 _COS = np.cos(np.pi * np.outer(np.arange(N_CHEB + 1), np.arange(N_CHEB + 1)[::-1] + 0.5) / (N_CHEB + 1))
 # columns of pan
 _MID, _HALF, _FMID, _RADIUS, _CRIT_LO, _CRIT_HI, _FLAT, _NCOEF, _LOG, _SIGN, _GMIN, _GMAX = range(12)
+#: The boundary of ``E_RHO`` (256 points), where the argument principle counts the zeros of ``phi'`` in a panel's
+#: ellipse (:func:`_model_errors`).
+_RING = 0.5 * (RHO * np.exp(2j * np.pi * np.arange(256) / 256) + np.exp(-2j * np.pi * np.arange(256) / 256) / RHO)
 #: Columns of ``D2Pieces.pan``.
 N_COLUMNS = 12
 
@@ -89,6 +97,8 @@ class D2Pieces:
         Gauss-Legendre nodes ``h_i`` and weights (in ``dh``, without the Gaussian density).
     gauss : ndarray, shape (2,)
         ``(q, c)``: the density of ``h`` is ``c exp(-h^2 / (2 q))`` (normalised so the atoms' weights sum to 1).
+    series : ndarray, shape (N + 1, 2, SERIES_TERMS)
+        Normalised moments of the atoms (:func:`moment_tables`) for the series sums of :func:`_atomic_sums`.
     """
 
     law: D2Law
@@ -98,11 +108,13 @@ class D2Pieces:
     nodes: np.ndarray
     omega: np.ndarray
     gauss: np.ndarray
+    series: np.ndarray
 
     @property
     def arrays(self) -> tuple:
-        """``(pan, cheb, table, nodes, omega, gauss)``: the correction's arguments of :func:`resolved_sums`."""
-        return self.pan, self.cheb, self.table, self.nodes, self.omega, self.gauss
+        """``(pan, cheb, table, nodes, omega, gauss, series)``: the arguments of :func:`resolved_sums` after the
+        atoms."""
+        return self.pan, self.cheb, self.table, self.nodes, self.omega, self.gauss, self.series
 
     @property
     def reaches_zero(self) -> bool:
@@ -131,14 +143,28 @@ def _chebyshev_coefficients(values: np.ndarray) -> np.ndarray:
 
 def _model_errors(vals: np.ndarray):
     """Relative Chebyshev tails of the two models of ``f = phi'`` on each panel (rows of ``vals`` at :data:`CHEB_X`)
-    and which to use: ``log |f|`` where ``f`` keeps its sign (its relative accuracy holds however fast ``f`` decays:
-    tanh, erf, sigmoid tails), else ``f`` itself (panels where ``phi'`` has a zero: gelu, swish, sin).
+    and which to use: ``log |f|`` where ``f`` has no zero in the panel's ellipse (its relative accuracy holds however
+    fast ``f`` decays: tanh, erf, sigmoid tails), else ``f`` itself (panels where ``phi'`` has a zero or comes close
+    to one: gelu, swish, sin).
 
     Returns ``(f_ratio, log_ratio, log_mode)``; a sign-keeping panel whose ``|f|`` spans more than a factor 10 is
     resolved only by its log model."""
     size = np.max(np.abs(vals), axis=1)
-    f_ratio = np.max(np.abs(_chebyshev_coefficients(vals)[:, -3:]), axis=1) / np.maximum(size, FLOOR)
+    coef = _chebyshev_coefficients(vals)
+    f_ratio = np.max(np.abs(coef[:, -3:]), axis=1) / np.maximum(size, FLOOR)
     keeps_sign = np.all(vals > 0, axis=1) | np.all(vals < 0, axis=1)
+    if keeps_sign.any():
+        # log |f| is analytic in the panel's ellipse only where f has no zero there (argument principle on its
+        # boundary): sin at q = 22 had a zero of cos 2e-4 outside a panel, a log model with a Rouche radius of 3e7,
+        # and 10^7 targets per evaluation
+        # (counted only where |f| on the boundary stays within 1e-4 of its largest value: where it spans more, as in
+        # erf's tails, the interpolant's phase there is its error, rho^32 times its last coefficients; such a panel is
+        # far from any zero of phi')
+        on_ring = np.polynomial.chebyshev.chebval(_RING, coef[keeps_sign].T)
+        size_ring = np.abs(on_ring)
+        conditioned = np.min(size_ring, axis=1) > 1e-4 * np.max(size_ring, axis=1)
+        turns = np.angle(np.roll(on_ring, -1, axis=1) * np.conj(on_ring)).sum(axis=1) / (2.0 * np.pi)
+        keeps_sign[np.nonzero(keeps_sign)[0][conditioned & (np.abs(turns) > 0.5)]] = False
     log_ratio = np.full(vals.shape[0], np.inf)
     if keeps_sign.any():
         logs = np.log(np.abs(vals[keeps_sign]))
@@ -254,9 +280,88 @@ def d2_pieces(activation, q: float) -> D2Pieces:
                            np.maximum(g_table.max(axis=1), d.max(axis=1))]).astype(np.float64)
     keep = weights.ravel() > 0
     law = D2Law(values=d.ravel()[keep], weights=(weights.ravel() / total)[keep], q=q, activation=act.name)
-    return D2Pieces(law.merged(), np.ascontiguousarray(pan), np.ascontiguousarray(cheb), np.ascontiguousarray(table),
+    law = law.merged()
+    return D2Pieces(law, np.ascontiguousarray(pan), np.ascontiguousarray(cheb), np.ascontiguousarray(table),
                     np.ascontiguousarray(nodes), np.ascontiguousarray(omega),
-                    np.array([q, 1.0 / (math.sqrt(2.0 * math.pi * q) * total)]))
+                    np.array([q, 1.0 / (math.sqrt(2.0 * math.pi * q) * total)]), moment_tables(law.values, law.weights))
+
+
+@numba.njit(cache=True)
+def moment_tables(d, w):
+    """Normalised moments of the atoms ``d`` (ascending, ``>= 0``) with weights ``w``, shape
+    ``(N + 1, 2, SERIES_TERMS)``: ``[k, 0, n] = sum_{i < k} w_i (d_i / d_{k-1})^n`` (the atoms below ``k``, scaled by
+    the largest of them; 0 for ``n >= 1`` when that is 0) and ``[k, 1, n] = sum_{i >= k} w_i (d_k / d_i)^n`` (the
+    atoms from ``k`` on, scaled by the smallest; unused when it is 0). Built by recurrences whose ratios are at most 1,
+    so no power of an atom leaves float64 (gelu's atoms reach 5e-324)."""
+    n_atoms = d.shape[0]
+    out = np.zeros((n_atoms + 1, 2, SERIES_TERMS))
+    acc = np.zeros(SERIES_TERMS)
+    for k in range(n_atoms):
+        if d[k] > 0:
+            ratio = d[k - 1] / d[k] if k > 0 else 0.0
+            scale = 1.0
+            for n in range(SERIES_TERMS):
+                acc[n] = acc[n] * scale + w[k]
+                scale *= ratio
+        else:
+            acc[0] += w[k]
+        out[k + 1, 0] = acc
+    acc = np.zeros(SERIES_TERMS)
+    for k in range(n_atoms - 1, -1, -1):
+        if d[k] > 0:
+            ratio = d[k] / d[k + 1] if k < n_atoms - 1 else 0.0
+            scale = 1.0
+            for n in range(SERIES_TERMS):
+                acc[n] = acc[n] * scale + w[k]
+                scale *= ratio
+        out[k, 1] = acc
+    return out
+
+
+@numba.njit(cache=True)
+def _atomic_sums(z, d, w, series):
+    """:func:`rmt.transforms.stieltjes_sums` over the atoms ``d`` (ascending), ``w``, with the atoms far below
+    ``|z|`` summed by the series ``1 / (z - d) = sum_n d^n / z^(n+1)`` and those far above by
+    ``-sum_n z^n / d^(n+1)`` from :func:`moment_tables` (``series``; empty: every atom directly). In the tails of
+    ``J J^T`` this leaves a handful of atoms to sum: gelu at ``q = 22`` has 773, half of them below ``1e-60``."""
+    n_atoms = d.shape[0]
+    if series.shape[0] != n_atoms + 1:
+        return stieltjes_sums(z, d, w)
+    az = abs(z)
+    k1 = np.searchsorted(d, SERIES_EPS * az, side="right")
+    k2 = max(k1, np.searchsorted(d, az / SERIES_EPS, side="left"))
+    m, m1, m2, g0, g1, g2 = stieltjes_sums(z, d[k1:k2], w[k1:k2])
+    if k1 > 0:  # d <= eps |z|: sigma = d_max / z, G = (1 / z) sum sigma^n P_n, M = sum_{n >= 1} sigma^n P_n
+        p = series[k1, 0]
+        sigma = d[k1 - 1] / z
+        inv = 1.0 / z
+        t = 1.0 + 0j
+        for n in range(SERIES_TERMS):
+            term = t * p[n]
+            g0 += inv * term
+            g1 -= (n + 1) * inv * term
+            g2 += (n + 1) * (n + 2) * inv * term
+            if n >= 1:
+                m += term
+                m1 -= n * term
+                m2 += n * (n + 1) * term
+            t *= sigma
+    if k2 < n_atoms:  # d >= |z| / eps: rho = z / d_min, G = -(1 / d_min) sum rho^n S_{n+1}, M = -sum rho^n S_n
+        s = series[k2, 1]
+        rho = z / d[k2]
+        inv = 1.0 / d[k2]
+        t = 1.0 + 0j
+        for n in range(SERIES_TERMS):
+            m -= t * s[n]
+            m1 -= n * t * s[n]
+            m2 -= n * (n - 1) * t * s[n]
+            if n + 1 < SERIES_TERMS:
+                term = inv * t * s[n + 1]
+                g0 -= term
+                g1 -= n * term
+                g2 -= n * (n - 1) * term
+            t *= rho
+    return m, m1, m2, g0, g1, g2
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -454,10 +559,10 @@ def _panel_correction(target, z, k, pan, cheb, table, nodes, omega, q, pc, roots
 
 
 @numba.njit(cache=True)
-def resolved_sums(z, d, w, pan, cheb, table, nodes, omega, gauss):
+def resolved_sums(z, d, w, pan, cheb, table, nodes, omega, gauss, series):
     """``(M, z M', z^2 M'', G, z G', z^2 G'')`` at complex ``z`` of the continuous law of ``D^2`` (module docstring):
     :func:`rmt.transforms.stieltjes_sums` over the atoms ``d``, ``w`` plus the subtracted poles of every panel."""
-    m, m1, m2, g0, dg0, ddg0 = stieltjes_sums(z, d, w)
+    m, m1, m2, g0, dg0, ddg0 = _atomic_sums(z, d, w, series)
     if pan.shape[0] == 0:
         return m, m1, m2, g0, dg0, ddg0
     sq = np.sqrt(complex(z))

@@ -71,7 +71,7 @@ from .layers import LayeredEquation, Layers, layered_laws, network_layers
 if TYPE_CHECKING:  # pandas is imported where a frame is built (keeps `import rmt` light)
     import pandas as pd
 
-from .d2_pieces import N_COLUMNS, D2Pieces, d2_pieces, resolved_sums
+from .d2_pieces import N_COLUMNS, SERIES_TERMS, D2Pieces, d2_pieces, resolved_sums
 from .transforms import D2Law, d2_law, fixed_point_variance
 
 __all__ = ["JacobianSpectrum", "jacobian_moments", "jacobian_spectrum"]
@@ -103,11 +103,11 @@ def _branch_log(x, ref):
 
 
 @numba.njit(cache=True)
-def _f_branch(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, ref_p, ref_m, ref_z):
+def _f_branch(z, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, log_sw2, ref_p, ref_m, ref_z):
     """``(F, F', F'', m, m', arg p, arg m, arg z)`` at complex ``z``, the logs of ``p = 1 + m``, ``m`` and ``z`` taken
     on the branches nearest the arguments ``ref_*`` (those of the previous point of a continuation); ``d`` atoms of
     D^2, ``w`` weights, the rest its panels (:func:`rmt.d2_pieces.resolved_sums`)."""
-    m, m1, m2, g0, g1, g2 = resolved_sums(z, d, w, pan, cheb, table, nodes, omega, gauss)  # (z, z^2 scaled)
+    m, m1, m2, g0, g1, g2 = resolved_sums(z, d, w, pan, cheb, table, nodes, omega, gauss, series)  # (z, z^2 scaled)
     p = z * g0  # = 1 + m, without cancellation
     lp = _branch_log(p, ref_p)
     lm = _branch_log(m, ref_m)
@@ -124,20 +124,20 @@ def _f_branch(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, ref
 
 
 @numba.njit(cache=True)
-def _f_derivs(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2):
+def _f_derivs(z, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, log_sw2):
     """``(F, F', F'', m)`` at complex ``z`` with principal logarithms (:func:`_f_branch`)."""
-    f, f1, f2, m, _, _, _, _ = _f_branch(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, 0.0, 0.0,
-                                         0.0)
+    f, f1, f2, m, _, _, _, _ = _f_branch(z, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, log_sw2,
+                                         0.0, 0.0, 0.0)
     return f, f1, f2, m
 
 
 @numba.njit(cache=True)
-def _derivs_many(zs, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2):
+def _derivs_many(zs, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, log_sw2):
     """``F'`` and ``m`` at every point of ``zs`` (one compiled loop instead of a Python loop)."""
     f1s = np.empty(zs.shape[0], dtype=np.complex128)
     ms = np.empty(zs.shape[0], dtype=np.complex128)
     for j in range(zs.shape[0]):
-        _, f1, _, m = _f_derivs(zs[j], d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2)
+        _, f1, _, m = _f_derivs(zs[j], d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, log_sw2)
         f1s[j] = f1
         ms[j] = m
     return f1s, ms
@@ -150,11 +150,11 @@ def _wrap(r):
 
 
 @numba.njit(cache=True)
-def _branch_at(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2):
+def _branch_at(z, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, log_sw2):
     """The branch of a continuation that starts at ``z`` (a real edge): ``(arg p, arg m, arg z, t)`` with principal
     arguments and ``t = Im F``, a multiple of ``2 pi`` there; the continuation then solves ``F = u + i t``."""
-    f, _, _, _, _, ap, am, az = _f_branch(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, 0.0, 0.0,
-                                          0.0)
+    f, _, _, _, _, ap, am, az = _f_branch(z, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, log_sw2,
+                                          0.0, 0.0, 0.0)
     return ap, am, az, TWO_PI * round(f.imag / TWO_PI)
 
 
@@ -172,7 +172,8 @@ def _tangent(z, du, f1):
 
 
 @numba.njit(cache=True)
-def _newton(u, z0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, tol, maxit, loose_rel, bp, bm, bz, t):
+def _newton(u, z0, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, log_sw2, tol, maxit, loose_rel, bp, bm,
+            bz, t):
     """Solve ``F(z) = u + i t`` from ``z0`` on the branch ``(bp, bm, bz)`` of the logs (:func:`_f_branch`), with
     backtracking on ``|residual|``; returns ``(z, converged, iterations, F'(z), m(z), arg p, arg m, arg z)``. A Newton
     that stalls is accepted at the residual ``loose_rel (1 + |u| + L)`` (0: never).
@@ -181,7 +182,8 @@ def _newton(u, z0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, t
     ``e^{2 pi i k / L}`` apart (the L-th roots of one algebraic equation), and with ``L = 10^4`` the walk hopped
     between them (tanh, orthogonal)."""
     z = z0
-    f, f1, f2, m, dm, ap, am, az = _f_branch(z, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, bp, bm, bz)
+    f, f1, f2, m, dm, ap, am, az = _f_branch(z, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, log_sw2,
+                                             bp, bm, bz)
     target = complex(u, t)
     r = f - target
     floor = 4e-16 * (1.0 + abs(u) + abs(t) + abs(L))
@@ -202,8 +204,8 @@ def _newton(u, z0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, t
         found = False
         for _ in range(30):
             zn = z + step * dz
-            fn, f1n, f2n, mn, dmn, apn, amn, azn = _f_branch(zn, d, w, pan, cheb, table, nodes, omega, gauss, L, a,
-                                                             log_sw2, bp, bm, bz)
+            fn, f1n, f2n, mn, dmn, apn, amn, azn = _f_branch(zn, d, w, pan, cheb, table, nodes, omega, gauss, series,
+                                                             L, a, log_sw2, bp, bm, bz)
             rn = fn - target
             if abs(rn) < abs(r) or abs(rn) <= floor:
                 found = True
@@ -221,7 +223,7 @@ def _newton(u, z0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, t
 
 
 @numba.njit(cache=True)
-def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, tol, maxit, max_halvings,
+def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, log_sw2, tol, maxit, max_halvings,
            loose_rel, bp, bm, bz, t):
     """Continuation along targets ``us`` from the solution ``z0`` at ``u0`` on the branch ``(bp, bm, bz, t)``
     (:func:`_newton`); returns ``(z, m, ok)``.
@@ -236,8 +238,8 @@ def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw
     ok = np.ones(n, dtype=np.bool_)
     z_prev = z0
     u_prev = u0
-    _, f1_prev, _, m_prev, _, _, _, _ = _f_branch(z0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, bp,
-                                                  bm, bz)
+    _, f1_prev, _, m_prev, _, _, _, _ = _f_branch(z0, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a,
+                                                  log_sw2, bp, bm, bz)
     br_prev = (bp, bm, bz, t)
     for j in range(n):
         target = us[j]
@@ -258,9 +260,9 @@ def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw
                 guess = _tangent(zc, us_ - uc, f1c)
                 if guess.imag < 0:
                     guess = guess.conjugate()
-                zs, conv, _, f1s, mc, ap, am, az = _newton(us_, guess, d, w, pan, cheb, table, nodes, omega, gauss, L,
-                                                           a, log_sw2, tol, maxit, loose_rel, brc[0], brc[1], brc[2],
-                                                           brc[3])
+                zs, conv, _, f1s, mc, ap, am, az = _newton(us_, guess, d, w, pan, cheb, table, nodes, omega, gauss,
+                                                           series, L, a, log_sw2, tol, maxit, loose_rel, brc[0],
+                                                           brc[1], brc[2], brc[3])
                 if not conv:
                     good = False
                     break
@@ -292,7 +294,7 @@ def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw
 
 
 @numba.njit(cache=True)
-def _real_critical_point(x0, lo, hi, d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2, tol, maxit):
+def _real_critical_point(x0, lo, hi, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, log_sw2, tol, maxit):
     """Newton on ``F'(x) = 0`` along the real axis from ``x0``; returns ``(x, converged)``.
 
     With a finite bracket ``lo < hi`` (``F'`` of opposite signs at its ends) the iterate stays inside it: a step that
@@ -302,10 +304,10 @@ def _real_critical_point(x0, lo, hi, d, w, pan, cheb, table, nodes, omega, gauss
     bracketed = math.isfinite(lo) and math.isfinite(hi)
     g_lo = 0.0
     if bracketed:
-        g_lo = _f_derivs(complex(lo, 0.0), d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2)[1].real
+        g_lo = _f_derivs(complex(lo, 0.0), d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, log_sw2)[1].real
     x = x0
     for _ in range(maxit):
-        _, f1, f2, _ = _f_derivs(complex(x, 0.0), d, w, pan, cheb, table, nodes, omega, gauss, L, a, log_sw2)
+        _, f1, f2, _ = _f_derivs(complex(x, 0.0), d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, log_sw2)
         g = f1.real
         if bracketed:
             if g == 0.0:
@@ -404,7 +406,7 @@ def _make_equation(law: D2Law, sigma_w2: float, depth: int, weights: str) -> _Eq
 
 
 _NO_PIECES = (np.zeros((0, N_COLUMNS)), np.zeros((0, 4, 1)), np.zeros((0, 1)), np.zeros((0, 1)), np.zeros((0, 1)),
-              np.zeros(2))
+              np.zeros(2), np.zeros((0, 2, SERIES_TERMS)))
 
 
 # --------------------------------------------------------------------------------------------------------------------
