@@ -43,7 +43,7 @@ from meanfield.quadrature import breakpoints, legendre_rule
 
 from .transforms import D2Law, stieltjes_sums
 
-__all__ = ["D2Pieces", "N_CHEB", "N_GL", "RHO", "d2_pieces", "moment_tables", "resolved_sums"]
+__all__ = ["D2Pieces", "N_CHEB", "N_GL", "RHO", "ZERO_COLUMN", "d2_pieces", "moment_tables", "resolved_sums"]
 
 #: Degree of the Chebyshev model of ``phi'`` on each panel.
 N_CHEB = 32
@@ -69,12 +69,23 @@ SERIES_TERMS = 8
 CHEB_X = -np.cos(np.pi * (np.arange(N_CHEB + 1) + 0.5) / (N_CHEB + 1))
 _COS = np.cos(np.pi * np.outer(np.arange(N_CHEB + 1), np.arange(N_CHEB + 1)[::-1] + 0.5) / (N_CHEB + 1))
 # columns of pan
-_MID, _HALF, _FMID, _RADIUS, _CRIT_LO, _CRIT_HI, _FLAT, _NCOEF, _LOG, _SIGN, _GMIN, _GMAX = range(12)
+(_MID, _HALF, _FMID, _RADIUS, _CRIT_LO, _CRIT_HI, _FLAT, _NCOEF, _LOG, _SIGN, _GMIN, _GMAX, _X0, _RINGMIN,
+ _REACH) = range(15)
+#: Column of ``D2Pieces.pan`` with the zero ``x0`` of a plain panel's model (NaN: none, or not the only one in its
+#: ellipse), from which :func:`resolved_sums` takes the roots next to it (:func:`_zero_expansions`).
+ZERO_COLUMN = _X0
+#: Taylor coefficients ``f^(j)(x0) / j!``, ``j = 0 .. TAYLOR``, at the zero ``x0`` of a plain panel's model start here.
+_TAYLOR0 = 15
+#: Degree of the Taylor expansion at a zero of ``phi'``; its roots of ``f = t`` are used within ``TAYLOR_REACH`` times
+#: the distance from ``x0`` to the ellipse's boundary (a lower bound of its radius of convergence): truncation below
+#: ``TAYLOR_REACH ** (TAYLOR + 1) = 1e-16``.
+TAYLOR = 7
+TAYLOR_REACH = 1e-2
 #: The boundary of ``E_RHO`` (256 points), where the argument principle counts the zeros of ``phi'`` in a panel's
 #: ellipse (:func:`_model_errors`).
 _RING = 0.5 * (RHO * np.exp(2j * np.pi * np.arange(256) / 256) + np.exp(-2j * np.pi * np.arange(256) / 256) / RHO)
 #: Columns of ``D2Pieces.pan``.
-N_COLUMNS = 12
+N_COLUMNS = _TAYLOR0 + TAYLOR + 1
 
 
 @dataclass(frozen=True)
@@ -194,6 +205,49 @@ def _critical_points(act, b: np.ndarray) -> np.ndarray:
     return np.union1d(0.5 * (lo + hi), exact)
 
 
+def _zero_expansions(coef: np.ndarray, table: np.ndarray, skip: np.ndarray):
+    """Per panel: the zero ``x0`` of a plain model (``f`` itself) that is the only zero of ``f`` in the panel's ellipse
+    (NaN where there is none, or more), ``min |f|`` on the ellipse's boundary, the largest ``|t - f(x0)|`` whose root
+    the expansion gives (``TAYLOR_REACH |f'(x0)|`` times the distance from ``x0`` to the boundary), and the Taylor
+    coefficients ``f^(j)(x0) / j!``, ``j = 0 .. TAYLOR`` (from the Chebyshev derivative series, as
+    :func:`_model_derivs`).
+
+    Next to such a zero (gelu, swish, sin in the tails of ``J J^T``, where ``z -> 0``) the root of ``f = t`` is the
+    series reversion of this expansion: the only root inside, by Rouche's theorem, while ``|t| < min |f|`` on the
+    boundary."""
+    n_panels = coef.shape[0]
+    x0 = np.full(n_panels, np.nan)
+    ring_min = np.zeros(n_panels)
+    reach = np.zeros(n_panels)
+    taylor = np.zeros((n_panels, TAYLOR + 1))
+    for k in range(n_panels):
+        t = table[k]
+        change = np.nonzero(np.sign(t[:-1]) * np.sign(t[1:]) < 0)[0]
+        if skip[k] or change.size != 1:
+            continue
+        c = coef[k]
+        on_ring = np.polynomial.chebyshev.chebval(_RING, c)
+        turns = np.angle(np.roll(on_ring, -1) * np.conj(on_ring)).sum() / (2.0 * np.pi)
+        if abs(abs(turns) - 1.0) > 0.5:
+            continue  # not exactly one zero inside
+        j = int(change[0])
+        x = CHEB_X[j] - t[j] * (CHEB_X[j + 1] - CHEB_X[j]) / (t[j + 1] - t[j])
+        dc = np.polynomial.chebyshev.chebder(c)
+        for _ in range(50):
+            step = np.polynomial.chebyshev.chebval(x, c) / np.polynomial.chebyshev.chebval(x, dc)
+            x -= step
+            if abs(step) <= 1e-16:
+                break
+        x0[k] = x
+        ring_min[k] = np.min(np.abs(on_ring))
+        series = c
+        for order in range(TAYLOR + 1):
+            taylor[k, order] = np.polynomial.chebyshev.chebval(x, series) / math.factorial(order)
+            series = np.polynomial.chebyshev.chebder(series)
+        reach[k] = TAYLOR_REACH * abs(taylor[k, 1]) * np.min(np.abs(_RING - x))
+    return x0, ring_min, reach, taylor
+
+
 def d2_pieces(activation, q: float) -> D2Pieces:
     """The law of ``D^2`` at pre-activation variance ``q > 0`` with its piecewise model (module docstring).
 
@@ -275,9 +329,11 @@ def d2_pieces(activation, q: float) -> D2Pieces:
     total = weights.sum()
     d = np.asarray(act.dphi(nodes.ravel()), dtype=np.float64).reshape(nodes.shape) ** 2
     g_table = vals**2
+    x0, ring_min, reach, taylor = _zero_expansions(coef, table, flat | log_mode)
     pan = np.column_stack([mid, half, f_mid, radius, crit_lo, crit_hi, flat, length, log_mode, sign,
                            np.minimum(g_table.min(axis=1), d.min(axis=1)),
-                           np.maximum(g_table.max(axis=1), d.max(axis=1))]).astype(np.float64)
+                           np.maximum(g_table.max(axis=1), d.max(axis=1)), x0, ring_min, reach,
+                           taylor]).astype(np.float64)
     keep = weights.ravel() > 0
     law = D2Law(values=d.ravel()[keep], weights=(weights.ravel() / total)[keep], q=q, activation=act.name)
     law = law.merged()
@@ -403,6 +459,7 @@ def _clenshaw2(c0, c1, x):
 def _polish(s, c0, c1, x):
     """Newton on ``f(x) = s`` from ``x``; returns ``(x, converged)``. Steps are capped at 1; an iterate beyond
     ``|x| = 2`` (the ellipse lies within ``|x| <= 1.25``) is abandoned."""
+    prev = 1.0
     for _ in range(30):
         f, fp = _clenshaw2(c0, c1, x)
         if fp == 0:
@@ -414,10 +471,13 @@ def _polish(s, c0, c1, x):
         if abs(x) > 2.0:
             return x, False
         if abs(dx) <= 1e-9:
-            f, fp = _clenshaw2(c0, c1, x)
+            if abs(dx) <= 10.0 * prev * prev:
+                return x, True  # converging quadratically: the error left is about dx^2
+            f, fp = _clenshaw2(c0, c1, x)  # (slower convergence, next to a double root: one more step)
             if fp != 0:
                 x = x - (f - s) / fp
             return x, True
+        prev = abs(dx)
     return x, False
 
 
@@ -495,13 +555,29 @@ def _root_correction(h, z, g1, g2, g3, k, pan, nodes, omega, q, pc):
     rb = 1.0 / (h - beta)
     e1 = ra - rb
     e2 = rb * rb - ra * ra
+    # minus the rule's sums of omega_i / (h - h_i)^(1, 2, 3), in real arithmetic (as rmt.transforms.stieltjes_sums)
+    hr = h.real
+    hi = h.imag
+    hi2 = hi * hi
+    s0r = s0i = s1r = s1i = s2r = s2i = 0.0
     for i in range(nodes.shape[1]):
-        r = 1.0 / (h - nodes[k, i])
-        t = omega[k, i] * r
-        e0 -= t
-        t *= r
-        e1 += t
-        e2 -= 2.0 * t * r
+        a = hr - nodes[k, i]
+        den = a * a + hi2
+        rr = a / den
+        ri = -hi / den
+        tr = omega[k, i] * rr
+        ti = omega[k, i] * ri
+        s0r += tr
+        s0i += ti
+        ur = tr * rr - ti * ri
+        ui = tr * ri + ti * rr
+        s1r += ur
+        s1i += ui
+        s2r += ur * rr - ui * ri
+        s2i += ur * ri + ui * rr
+    e0 -= complex(s0r, s0i)
+    e1 += complex(s1r, s1i)
+    e2 -= 2.0 * complex(s2r, s2i)
     # K = c e0 with c = p / g1 (dh/dz = 1 / g1): z K' = s (c e0)_h and z^2 K'' = s^2 ((c e0)_hh - (c e0)_h g2 / g1),
     # s = z / g1, written so that no intermediate leaves float64 (with z = -3e-250 at a zero of phi', g1 ~ sqrt(z) and
     # (g2 / g1)^2 / g1 was 1e375): s r2 = s g2 / g1 and s / g1 are O(1) in both models
@@ -530,6 +606,33 @@ def _model_derivs(x, k, pan, cheb):
 
 
 @numba.njit(cache=True)
+def _taylor_root(target, k, pan):
+    """The root of ``f = target`` next to the zero ``x0`` of panel ``k`` (panel variable) from the Taylor expansion
+    there (Newton on the polynomial from ``x0 + t / f'(x0)``), and the first three ``h``-derivatives of ``f`` at it
+    (as :func:`_model_derivs`)."""
+    a = pan[k, _TAYLOR0:_TAYLOR0 + TAYLOR + 1]
+    y = (target - a[0]) / a[1]
+    for _ in range(3):
+        p = a[TAYLOR] + 0j
+        dp = 0j
+        for j in range(TAYLOR - 1, -1, -1):
+            dp = dp * y + p
+            p = p * y + a[j]
+        y = y - (p - target) / dp
+    p1 = 0j
+    p2 = 0j
+    p3 = 0j
+    for j in range(TAYLOR, 0, -1):
+        p1 = p1 * y + j * a[j]
+        if j >= 2:
+            p2 = p2 * y + j * (j - 1) * a[j]
+        if j >= 3:
+            p3 = p3 * y + j * (j - 1) * (j - 2) * a[j]
+    half = pan[k, _HALF]
+    return pan[k, _X0] + y, p1 / half, p2 / (half * half), p3 / (half * half * half)
+
+
+@numba.njit(cache=True)
 def _panel_correction(target, z, k, pan, cheb, table, nodes, omega, q, pc, roots):
     """Sum of ``(K, z K', z^2 K'')`` (:func:`_root_correction`) over the roots of ``model = target`` in panel ``k``; the
     derivatives of ``g = phi'^2`` at a root come from the model (``log |f|``: ``g = z`` there, so
@@ -537,9 +640,16 @@ def _panel_correction(target, z, k, pan, cheb, table, nodes, omega, q, pc, roots
     kk = 0j
     k1 = 0j
     k2 = 0j
-    n = _panel_roots(target, k, pan, cheb, table, roots)
+    shortcut = (pan[k, _X0] == pan[k, _X0] and abs(target) < pan[k, _RINGMIN]
+                and abs(target - pan[k, _TAYLOR0]) <= pan[k, _REACH])
+    if shortcut:  # next to the panel's one zero of f: its Taylor expansion (_zero_expansions)
+        roots[0], f1, f2, f3 = _taylor_root(target, k, pan)
+        n = 1
+    else:
+        n = _panel_roots(target, k, pan, cheb, table, roots)
     for i in range(n):
-        _, f1, f2, f3 = _model_derivs(roots[i], k, pan, cheb)
+        if not shortcut:
+            _, f1, f2, f3 = _model_derivs(roots[i], k, pan, cheb)
         if pan[k, _LOG] != 0.0:
             g1 = 2.0 * z * f1
             g2 = 2.0 * z * (2.0 * f1 * f1 + f2)
