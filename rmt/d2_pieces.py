@@ -70,12 +70,12 @@ CHEB_X = -np.cos(np.pi * (np.arange(N_CHEB + 1) + 0.5) / (N_CHEB + 1))
 _COS = np.cos(np.pi * np.outer(np.arange(N_CHEB + 1), np.arange(N_CHEB + 1)[::-1] + 0.5) / (N_CHEB + 1))
 # columns of pan
 (_MID, _HALF, _FMID, _RADIUS, _CRIT_LO, _CRIT_HI, _FLAT, _NCOEF, _LOG, _SIGN, _GMIN, _GMAX, _X0, _RINGMIN,
- _REACH) = range(15)
+ _REACH, _END_F, _END_F2, _END_F3) = range(18)  # (_END_*: the model and its 2nd, 3rd x-derivatives at x = -1, +1)
 #: Column of ``D2Pieces.pan`` with the zero ``x0`` of a plain panel's model (NaN: none, or not the only one in its
 #: ellipse), from which :func:`resolved_sums` takes the roots next to it (:func:`_zero_expansions`).
 ZERO_COLUMN = _X0
 #: Taylor coefficients ``f^(j)(x0) / j!``, ``j = 0 .. TAYLOR``, at the zero ``x0`` of a plain panel's model start here.
-_TAYLOR0 = 15
+_TAYLOR0 = 21
 #: Degree of the Taylor expansion at a zero of ``phi'``; its roots of ``f = t`` are used within ``TAYLOR_REACH`` times
 #: the distance from ``x0`` to the ellipse's boundary (a lower bound of its radius of convergence): truncation below
 #: ``TAYLOR_REACH ** (TAYLOR + 1) = 1e-16``.
@@ -220,32 +220,44 @@ def _zero_expansions(coef: np.ndarray, table: np.ndarray, skip: np.ndarray):
     ring_min = np.zeros(n_panels)
     reach = np.zeros(n_panels)
     taylor = np.zeros((n_panels, TAYLOR + 1))
-    for k in range(n_panels):
-        t = table[k]
-        change = np.nonzero(np.sign(t[:-1]) * np.sign(t[1:]) < 0)[0]
-        if skip[k] or change.size != 1:
-            continue
-        c = coef[k]
-        on_ring = np.polynomial.chebyshev.chebval(_RING, c)
-        turns = np.angle(np.roll(on_ring, -1) * np.conj(on_ring)).sum() / (2.0 * np.pi)
-        if abs(abs(turns) - 1.0) > 0.5:
-            continue  # not exactly one zero inside
-        j = int(change[0])
-        x = CHEB_X[j] - t[j] * (CHEB_X[j + 1] - CHEB_X[j]) / (t[j + 1] - t[j])
-        dc = np.polynomial.chebyshev.chebder(c)
+    changes = np.sign(table[:, :-1]) * np.sign(table[:, 1:]) < 0
+    cand = np.nonzero(~skip & (changes.sum(axis=1) == 1))[0]
+    if cand.size:
+        c = coef[cand]
+        on_ring = np.polynomial.chebyshev.chebval(_RING, c.T)  # (K, 256)
+        turns = np.angle(np.roll(on_ring, -1, axis=1) * np.conj(on_ring)).sum(axis=1) / (2.0 * np.pi)
+        one = np.abs(np.abs(turns) - 1.0) <= 0.5  # exactly one zero inside
+        cand, c, on_ring = cand[one], c[one], on_ring[one]
+    if cand.size:
+        t = table[cand]
+        j = np.argmax(changes[cand], axis=1)
+        rows = np.arange(cand.size)
+        x = CHEB_X[j] - t[rows, j] * (CHEB_X[j + 1] - CHEB_X[j]) / (t[rows, j + 1] - t[rows, j])
+        derivs = [c]
+        for _ in range(TAYLOR):
+            derivs.append(np.polynomial.chebyshev.chebder(derivs[-1], axis=1))
         for _ in range(50):
-            step = np.polynomial.chebyshev.chebval(x, c) / np.polynomial.chebyshev.chebval(x, dc)
-            x -= step
-            if abs(step) <= 1e-16:
+            step = _clenshaw_rows(c, x) / _clenshaw_rows(derivs[1], x)
+            x = x - step
+            if np.all(np.abs(step) <= 1e-16):
                 break
-        x0[k] = x
-        ring_min[k] = np.min(np.abs(on_ring))
-        series = c
+        x0[cand] = x
+        ring_min[cand] = np.min(np.abs(on_ring), axis=1)
         for order in range(TAYLOR + 1):
-            taylor[k, order] = np.polynomial.chebyshev.chebval(x, series) / math.factorial(order)
-            series = np.polynomial.chebyshev.chebder(series)
-        reach[k] = TAYLOR_REACH * abs(taylor[k, 1]) * np.min(np.abs(_RING - x))
+            taylor[cand, order] = _clenshaw_rows(derivs[order], x) / math.factorial(order)
+        reach[cand] = TAYLOR_REACH * np.abs(taylor[cand, 1]) * np.min(np.abs(_RING[None, :] - x[:, None]), axis=1)
     return x0, ring_min, reach, taylor
+
+
+def _clenshaw_rows(c: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Row ``k`` of the Chebyshev coefficients ``c`` (K, n) summed at ``x[k]`` (numpy, for the panels' set-up)."""
+    if c.shape[1] == 0:
+        return np.zeros_like(x)
+    b1 = np.zeros_like(x)
+    b2 = np.zeros_like(x)
+    for k in range(c.shape[1] - 1, 0, -1):
+        b1, b2 = 2.0 * x * b1 - b2 + c[:, k], b1
+    return x * b1 - b2 + c[:, 0]
 
 
 def d2_pieces(activation, q: float) -> D2Pieces:
@@ -330,9 +342,12 @@ def d2_pieces(activation, q: float) -> D2Pieces:
     d = np.asarray(act.dphi(nodes.ravel()), dtype=np.float64).reshape(nodes.shape) ** 2
     g_table = vals**2
     x0, ring_min, reach, taylor = _zero_expansions(coef, table, flat | log_mode)
+    ends = np.array([-1.0, 1.0])
+    end_f, end_f2, end_f3 = (np.polynomial.chebyshev.chebval(ends, cheb[:, order].T) for order in (0, 2, 3))
     pan = np.column_stack([mid, half, f_mid, radius, crit_lo, crit_hi, flat, length, log_mode, sign,
                            np.minimum(g_table.min(axis=1), d.min(axis=1)),
                            np.maximum(g_table.max(axis=1), d.max(axis=1)), x0, ring_min, reach,
+                           end_f[:, 0], end_f2[:, 0], end_f3[:, 0], end_f[:, 1], end_f2[:, 1], end_f3[:, 1],
                            taylor]).astype(np.float64)
     keep = weights.ravel() > 0
     law = D2Law(values=d.ravel()[keep], weights=(weights.ravel() / total)[keep], q=q, activation=act.name)
@@ -507,26 +522,33 @@ def _panel_roots(s, k, pan, cheb, table, roots):
     t = table[k]
     n_t = t.shape[0]
     r = s.real
-    x0 = CHEB_X[0] if abs(t[0] - r) <= abs(t[n_t - 1] - r) else CHEB_X[n_t - 1]
+    near_end = 0 if abs(t[0] - r) <= abs(t[n_t - 1] - r) else 1
+    x0 = CHEB_X[0] if near_end == 0 else CHEB_X[n_t - 1]
+    crossed = False
     for j in range(n_t - 1):
         if (t[j] - r) * (t[j + 1] - r) <= 0.0 and t[j + 1] != t[j]:
             x0 = CHEB_X[j] + (r - t[j]) * (CHEB_X[j + 1] - CHEB_X[j]) / (t[j + 1] - t[j])
+            crossed = True
             break
     n = 0
-    x, ok = _polish(s, c0, c1, complex(x0, 0.0))
-    if ok:
-        n = _add_root(x, roots, n)
+    if crossed or pan[k, _CRIT_LO + near_end] == 0.0:
+        # (beyond the table's range next to a critical end, Newton from that end finds one of the two roots that
+        # the end's own seeds below find: skipped)
+        x, ok = _polish(s, c0, c1, complex(x0, 0.0))
+        if ok:
+            n = _add_root(x, roots, n)
     for end in range(2):
         if pan[k, _CRIT_LO + end] == 0.0:
             continue
         xe = -1.0 if end == 0 else 1.0
-        fe = _clenshaw(c0, complex(xe, 0.0))
-        f2 = _clenshaw(cheb[k, 2, :nc], complex(xe, 0.0))
-        if f2 == 0:
+        a2 = 0.5 * pan[k, _END_F2 + 3 * end]
+        if a2 == 0:
             continue
-        dr = np.sqrt(2.0 * (s - fe) / f2)
+        a3 = pan[k, _END_F3 + 3 * end] / 6.0
+        w = np.sqrt((s - pan[k, _END_F + 3 * end]) / a2)
         for sign in (1.0, -1.0):
-            x, ok = _polish(s, c0, c1, xe + sign * dr)
+            # the two roots of a2 y^2 + a3 y^3 = s - f(xe), to second order in w
+            x, ok = _polish(s, c0, c1, xe + sign * w - 0.5 * a3 / a2 * w * w)
             if ok:
                 n = _add_root(x, roots, n)
     return n
