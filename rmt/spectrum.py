@@ -11,21 +11,29 @@ subordination point ``z = z_D`` and the equation is ``log lam = F(z)`` with
     F(z) = a log(1 + m) + (L - 1) log m + L log(sigma_w2 z),   m = M_{D^2}(z),
     a = 1 - L (orthogonal weights, S_W = 1/sigma_w2),   a = 1 (square Gaussian weights, S_W = 1/(sigma_w2 (1 + m))),
 
-taken modulo ``2 pi i`` (Newton on the residual with its imaginary part wrapped), so depth enters only as a factor of
-the logs: stable from ``L = 1`` to ``10^4``. ``1 + m`` is summed as ``z G_{D^2}(z)`` (no cancellation as ``m -> -1``).
+so depth enters only as a factor of the logs: stable from ``L = 1`` to ``10^4``. Modulo ``2 pi i`` the equation has
+``L`` solutions ``e^{2 pi i k / L}`` apart (the L-th roots of one algebraic equation); the physical one is selected by
+continuity from the upper edge, where every log is real: the logs of ``1 + m``, ``m`` and ``z`` are continued along
+the path (each on the branch nearest its value at the previous point) and Newton solves ``F = u`` exactly on that
+branch (with the residual taken modulo ``2 pi i`` the walk hopped between solutions at depth ``10^4``).
+``1 + m`` is summed as ``z G_{D^2}(z)`` (no cancellation as ``m -> -1``).
 Then ``G(lam) = (1 + m) / lam`` and the density is ``-Im G / pi = -Im m / (pi lam)``, on the branch ``Im z >= 0``.
 
 Support. The upper edge is the first critical point ``F'(x) = 0`` met coming down the real axis from ``x = +inf``
-(bracketed on a log grid, then solved to machine precision). From there the solution is continued downwards in
-``u = log lam`` (adaptive steps, Newton with backtracking, tangent predictor, failed steps halved). Either the
+(scanned down from ``10 (L + 1) max D^2``, 40 points a decade, then solved to machine precision). From there the
+solution is continued downwards in ``u = log lam`` (adaptive steps, Newton with backtracking, the tangent predictor
+in ``log z``, failed steps halved; a step that reaches the cut or drops the density by 1e3 is shortened). Either the
 solution returns to the real axis at a second critical point (a soft lower edge, solved the same way), or the density
 reaches ``lam -> 0`` (Gaussian weights have a hard edge at 0; activations like tanh, whose ``phi'^2`` comes arbitrarily
 close to 0, give a tail in ``log lam``): the grid then stops where the estimated continuous mass below it is under
 ``tail_tol``, at ``lam = 1e-300``, where the density falls to the rounding level of ``M_{D^2}`` (``1e-13`` of its
 peak), or where the subordination point reaches the real axis inside the range of the continuous part of ``D^2``
-(the continuation along the cut is ill-conditioned: ELU, orthogonal, depth 30). The mass below the grid is reported
-as ``tail_mass`` (mass conservation). The density is computed on ``num`` points, clustered at the soft edges, by
-continuation down from the upper edge; the grid is log-spaced when the support spans more than a decade.
+(the continuation along the cut is ill-conditioned: ELU, orthogonal, depth 30; tanh, orthogonal, depth 1e4, where
+``D^2`` is 1e-10 thin there). The mass below the grid is reported as ``tail_mass`` (mass conservation: it includes
+the grid's trapezoid error, about 1e-7 of the mass next to the square-root upper edge). A spectrum whose upper edge
+lies below ``1e-300`` is one atom at 0 (with a warning). The density is computed on ``num`` points, clustered at
+the soft edges, by continuation down from the upper edge; the grid is log-spaced when the support spans more than a
+decade.
 
 Resolution of ``D^2``. ``M_{D^2}`` is the transform of the continuous law however close ``z`` comes to the range of
 ``phi'^2`` (:mod:`rmt.d2_pieces`: the atomic sums plus the subtracted poles of a piecewise Chebyshev model of
@@ -47,8 +55,10 @@ of the continuous law) see ``tests/test_spectrum_accuracy.py``. A soft lower edg
 ``D^2`` (orthogonal weights, piecewise-constant ``phi'``: ``_atom_edge``) is an inverse-square-root divergence.
 
 Speed. Stieltjes sums over the atoms are summed in real arithmetic (vectorised), over the merged law (equal atoms of
-an even ``phi'^2`` once); each evaluation adds the poles of the few panels whose Bernstein ellipse can hold a root
-(Rouche bound); the trace reuses ``F'`` and ``m`` of each Newton solution;
+an even ``phi'^2`` once), with the atoms far below or above ``|z|`` summed by their series (in the tails nearly all);
+each evaluation adds the poles of the few panels whose Bernstein ellipse can hold a root (Rouche bound), next to a
+zero of ``phi'`` from its Taylor expansion; Newton takes its last step unevaluated once the convergence is
+quadratic (error below ``1e-13 |z|``); the walk and the trace reuse ``F'`` and ``m`` of each Newton solution;
 soft-edge probes run only where the density extrapolates to 0 within a few steps; the upper edge is solved by a
 bracketed Newton (no scipy.optimize import on the cold path).
 """
