@@ -70,12 +70,12 @@ CHEB_X = -np.cos(np.pi * (np.arange(N_CHEB + 1) + 0.5) / (N_CHEB + 1))
 _COS = np.cos(np.pi * np.outer(np.arange(N_CHEB + 1), np.arange(N_CHEB + 1)[::-1] + 0.5) / (N_CHEB + 1))
 # columns of pan
 (_MID, _HALF, _FMID, _RADIUS, _CRIT_LO, _CRIT_HI, _FLAT, _NCOEF, _LOG, _SIGN, _GMIN, _GMAX, _X0, _RINGMIN,
- _REACH, _END_F, _END_F2, _END_F3) = range(18)  # (_END_*: the model and its 2nd, 3rd x-derivatives at x = -1, +1)
+ _REACH, _PMAX, _END_F, _END_F2, _END_F3) = range(19)  # (_END_*: the model, its 2nd, 3rd x-derivatives at x = -1, 1)
 #: Column of ``D2Pieces.pan`` with the zero ``x0`` of a plain panel's model (NaN: none, or not the only one in its
 #: ellipse), from which :func:`resolved_sums` takes the roots next to it (:func:`_zero_expansions`).
 ZERO_COLUMN = _X0
 #: Taylor coefficients ``f^(j)(x0) / j!``, ``j = 0 .. TAYLOR``, at the zero ``x0`` of a plain panel's model start here.
-_TAYLOR0 = 21
+_TAYLOR0 = 22
 #: Degree of the Taylor expansion at a zero of ``phi'``; its roots of ``f = t`` are used within ``TAYLOR_REACH`` times
 #: the distance from ``x0`` to the ellipse's boundary (a lower bound of its radius of convergence): truncation below
 #: ``TAYLOR_REACH ** (TAYLOR + 1) = 1e-16``.
@@ -344,17 +344,21 @@ def d2_pieces(activation, q: float) -> D2Pieces:
     x0, ring_min, reach, taylor = _zero_expansions(coef, table, flat | log_mode)
     ends = np.array([-1.0, 1.0])
     end_f, end_f2, end_f3 = (np.polynomial.chebyshev.chebval(ends, cheb[:, order].T) for order in (0, 2, 3))
+    pc = 1.0 / (math.sqrt(2.0 * math.pi * q) * total)
+    h_min = np.where((lo < 0) & (hi > 0), 0.0, np.minimum(np.abs(lo), np.abs(hi)))
+    p_max = pc * np.exp(-0.5 * h_min * h_min / q)  # the largest density of h on the panel
     pan = np.column_stack([mid, half, f_mid, radius, crit_lo, crit_hi, flat, length, log_mode, sign,
                            np.minimum(g_table.min(axis=1), d.min(axis=1)),
-                           np.maximum(g_table.max(axis=1), d.max(axis=1)), x0, ring_min, reach,
+                           np.maximum(g_table.max(axis=1), d.max(axis=1)), x0, ring_min, reach, p_max,
                            end_f[:, 0], end_f2[:, 0], end_f3[:, 0], end_f[:, 1], end_f2[:, 1], end_f3[:, 1],
                            taylor]).astype(np.float64)
     keep = weights.ravel() > 0
     law = D2Law(values=d.ravel()[keep], weights=(weights.ravel() / total)[keep], q=q, activation=act.name)
     law = law.merged()
-    return D2Pieces(law, np.ascontiguousarray(pan), np.ascontiguousarray(cheb), np.ascontiguousarray(table),
-                    np.ascontiguousarray(nodes), np.ascontiguousarray(omega),
-                    np.array([q, 1.0 / (math.sqrt(2.0 * math.pi * q) * total)]), moment_tables(law.values, law.weights))
+    # panels by decreasing density of h: resolved_sums meets the large contributions first (its skip test)
+    order = np.argsort(-p_max, kind="stable")
+    return D2Pieces(law, *(np.ascontiguousarray(a[order]) for a in (pan, cheb, table, nodes, omega)),
+                    np.array([q, pc]), moment_tables(law.values, law.weights))
 
 
 @numba.njit(cache=True)
@@ -704,8 +708,18 @@ def resolved_sums(z, d, w, pan, cheb, table, nodes, omega, gauss, series):
     k1 = 0j
     k2 = 0j
     roots = np.empty(6, dtype=np.complex128)
+    size = abs(g0)
     for k in range(pan.shape[0]):
         if pan[k, _FLAT] != 0.0:
+            continue
+        # the panel's correction (its exact integral minus its rule) is at most 2 p_max width / dist, dist from z to
+        # the panel's range of phi'^2 (and its z-derivatives at most |z| / dist times that): below 1e-17 of |G| it
+        # is left out (sin at q = 3: the zeros and extrema of cos beyond |h| = 9 sqrt(q), where p < 1e-18)
+        gl = pan[k, _GMIN]
+        gh = pan[k, _GMAX]
+        dx = gl - z.real if z.real < gl else (z.real - gh if z.real > gh else 0.0)
+        dist = math.sqrt(dx * dx + z.imag * z.imag)
+        if dist > 0.0 and 4.0 * pan[k, _PMAX] * pan[k, _HALF] * (1.0 + 2.0 * abs(z) / dist) <= 1e-17 * size * dist:
             continue
         centre = pan[k, _FMID]
         radius = pan[k, _RADIUS]
@@ -726,6 +740,7 @@ def resolved_sums(z, d, w, pan, cheb, table, nodes, omega, gauss, series):
             kk += a
             k1 += b
             k2 += c
+            size = max(size, abs(g0 + kk))
     # M = z G - W: M' = G + z G', M'' = 2 G' + z G'' (here scaled: z M', z^2 M'')
     zkk = z * kk
     return m + zkk, m1 + zkk + z * k1, m2 + 2.0 * z * k1 + z * k2, g0 + kk, dg0 + k1, ddg0 + k2
