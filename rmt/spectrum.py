@@ -169,13 +169,19 @@ def _branch_at(z, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, log
 
 
 @numba.njit(cache=True)
-def _tangent(z, du, f1):
-    """Predictor for ``F(z') = F(z) + du``: the tangent in ``log z`` (``z exp(du / (z F'))``), exact where
-    ``F ~ c log z`` (the tails, where ``z`` falls exponentially in ``u`` and the tangent in ``z`` overshoots: erf,
-    Gaussian, depth 2 walked 749 steps); steps in ``log z`` longer than 50 are shortened to 50."""
+def _tangent(z, du, f1, f2):
+    """Predictor for ``F(z') = F(z) + du``: the Taylor expansion of ``log z`` in ``u`` to second order
+    (``A = z F'``, ``dA / dlog z = A + z^2 F''``: ``dlog z = du / A - (dA / dlog z) du^2 / (2 A^3)``), exact to first
+    order where ``F ~ c log z`` (the tails, where ``z`` falls exponentially in ``u`` and the tangent in ``z``
+    overshoots: erf, Gaussian, depth 2 walked 749 steps); the second-order term is dropped where it is not small
+    (next to an edge, ``A -> 0``), and steps in ``log z`` longer than 50 are shortened to 50."""
     if f1 == 0:
         return z
-    t = du / (z * f1)
+    a = z * f1
+    t = du / a
+    t2 = -0.5 * (a + z * z * f2) * t * t / a
+    if abs(t2) <= 0.25 * abs(t) and t2 == t2:
+        t += t2
     if abs(t) > 50.0:
         t *= 50.0 / abs(t)
     return z * np.exp(t)
@@ -185,8 +191,8 @@ def _tangent(z, du, f1):
 def _newton(u, z0, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, log_sw2, tol, maxit, loose_rel, bp, bm,
             bz, t):
     """Solve ``F(z) = u + i t`` from ``z0`` on the branch ``(bp, bm, bz)`` of the logs (:func:`_f_branch`), with
-    backtracking on ``|residual|``; returns ``(z, converged, iterations, F'(z), m(z), arg p, arg m, arg z)``. A Newton
-    that stalls is accepted at the residual ``loose_rel (1 + |u| + L)`` (0: never).
+    backtracking on ``|residual|``; returns ``(z, converged, iterations, F'(z), F''(z), m(z), arg p, arg m,
+    arg z)``. A Newton that stalls is accepted at the residual ``loose_rel (1 + |u| + L)`` (0: never).
 
     The branch is what keeps a deep continuation on its solution: ``F`` modulo ``2 pi i`` has ``L`` solutions
     ``e^{2 pi i k / L}`` apart (the L-th roots of one algebraic equation), and with ``L = 10^4`` the walk hopped
@@ -199,17 +205,17 @@ def _newton(u, z0, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, lo
     floor = 4e-16 * (1.0 + abs(u) + abs(t) + abs(L))
     loose = max(loose_rel * (1.0 + abs(u) + abs(L)), 100.0 * floor)
     if abs(r) <= floor:
-        return z, True, 0, f1, m, ap, am, az
+        return z, True, 0, f1, f2, m, ap, am, az
     for it in range(maxit):
         if f1 == 0:
-            return z, False, it, f1, m, ap, am, az
+            return z, False, it, f1, f2, m, ap, am, az
         if it >= 8 and abs(r) <= loose:
-            return z, True, it, f1, m, ap, am, az
+            return z, True, it, f1, f2, m, ap, am, az
         dz = -r / f1
         if abs(f2) * abs(dz) * abs(dz) <= 2.0 * tol * abs(z) * abs(f1):
             # quadratic convergence: the step leaves an error of about |F'' / 2F'| |dz|^2, below tol |z| -- take it
             # without evaluating there (m to first order; its error is of the same size)
-            return z + dz, True, it + 1, f1, m + dm * dz, ap, am, az
+            return z + dz, True, it + 1, f1, f2, m + dm * dz, ap, am, az
         step = 1.0
         found = False
         for _ in range(30):
@@ -224,12 +230,12 @@ def _newton(u, z0, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a, lo
                 break
             step *= 0.5
         if not found:
-            return z, abs(r) <= loose, it, f1, m, ap, am, az
+            return z, abs(r) <= loose, it, f1, f2, m, ap, am, az
         moved = abs(zn - z)
         z, f1, f2, r, m, dm, ap, am, az = zn, f1n, f2n, rn, mn, dmn, apn, amn, azn
         if moved <= tol * abs(z) or abs(r) <= floor:
-            return z, True, it + 1, f1, m, ap, am, az
-    return z, False, maxit, f1, m, ap, am, az
+            return z, True, it + 1, f1, f2, m, ap, am, az
+    return z, False, maxit, f1, f2, m, ap, am, az
 
 
 @numba.njit(cache=True)
@@ -248,7 +254,7 @@ def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a
     ok = np.ones(n, dtype=np.bool_)
     z_prev = z0
     u_prev = u0
-    _, f1_prev, _, m_prev, _, _, _, _ = _f_branch(z0, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a,
+    _, f1_prev, f2_prev, m_prev, _, _, _, _ = _f_branch(z0, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a,
                                                   log_sw2, bp, bm, bz)
     br_prev = (bp, bm, bz, t)
     for j in range(n):
@@ -257,32 +263,35 @@ def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a
         success = False
         zc = z_prev
         f1c = f1_prev
+        f2c = f2_prev
         mc = m_prev
         brc = br_prev
         while nsub <= (1 << max_halvings):
             zc = z_prev
             uc = u_prev
             f1c = f1_prev
+            f2c = f2_prev
             brc = br_prev
             good = True
             for s in range(1, nsub + 1):
                 us_ = u_prev + (target - u_prev) * s / nsub
-                guess = _tangent(zc, us_ - uc, f1c)
+                guess = _tangent(zc, us_ - uc, f1c, f2c)
                 if guess.imag < 0:
                     guess = guess.conjugate()
-                zs, conv, _, f1s, mc, ap, am, az = _newton(us_, guess, d, w, pan, cheb, table, nodes, omega, gauss,
+                zs, conv, _, f1s, f2s, mc, ap, am, az = _newton(us_, guess, d, w, pan, cheb, table, nodes, omega, gauss,
                                                            series, L, a, log_sw2, tol, maxit, loose_rel, brc[0],
                                                            brc[1], brc[2], brc[3])
                 if not conv:
                     good = False
                     break
                 if zs.imag < 0:  # F(conj z) = conj F(z): the mirror image solves it too
-                    zs, f1s, mc = zs.conjugate(), f1s.conjugate(), mc.conjugate()
+                    zs, f1s, f2s, mc = zs.conjugate(), f1s.conjugate(), f2s.conjugate(), mc.conjugate()
                     brc = (-ap, -am, -az, -brc[3])
                 else:
                     brc = (ap, am, az, brc[3])
                 zc = zs
                 f1c = f1s
+                f2c = f2s
                 uc = us_
             if good:
                 success = True
@@ -293,6 +302,7 @@ def _trace(us, z0, u0, d, w, pan, cheb, table, nodes, omega, gauss, series, L, a
             ms[j] = mc
             z_prev = zc
             f1_prev = f1c
+            f2_prev = f2c
             m_prev = mc
             br_prev = brc
             u_prev = target
@@ -370,13 +380,13 @@ class _Equation:
         return _branch_at(complex(x), *self.args)
 
     def newton(self, u: float, z0: complex, branch: tuple):
-        """``(z, converged, iterations, branch, F'(z), m(z))`` of Newton on ``F(z) = u`` from ``z0`` on ``branch``; a
-        solution below the real axis is reflected (with its branch)."""
-        z, conv, its, f1, m, ap, am, az = _newton(float(u), complex(z0), *self.args, NEWTON_TOL, NEWTON_MAXIT,
-                                                  self.loose_rel, *branch)
+        """``(z, converged, iterations, branch, F'(z), F''(z), m(z))`` of Newton on ``F(z) = u`` from ``z0`` on
+        ``branch``; a solution below the real axis is reflected (with its branch)."""
+        z, conv, its, f1, f2, m, ap, am, az = _newton(float(u), complex(z0), *self.args, NEWTON_TOL, NEWTON_MAXIT,
+                                                      self.loose_rel, *branch)
         if z.imag < 0:
-            return z.conjugate(), conv, its, (-ap, -am, -az, -branch[3]), f1.conjugate(), m.conjugate()
-        return z, conv, its, (ap, am, az, branch[3]), f1, m
+            return z.conjugate(), conv, its, (-ap, -am, -az, -branch[3]), f1.conjugate(), f2.conjugate(), m.conjugate()
+        return z, conv, its, (ap, am, az, branch[3]), f1, f2, m
 
     @property
     def loose_rel(self) -> float:
@@ -516,7 +526,7 @@ def _locate_support(eq: _Equation, mass: float, tail_tol: float) -> _Support:
     first = True
     x_hi, u_hi = _upper_edge(eq)
     h = 1e-6 * max(1.0, abs(u_hi))
-    u, z, f1 = u_hi, complex(x_hi), 0j
+    u, z, f1, f2 = u_hi, complex(x_hi), 0j, 0j
     branch = eq.branch_at(x_hi)
     if u_hi < LOG_LAM_FLOOR:  # the whole spectrum is below float64 (reported as an atom at 0 by the caller)
         return _Support(u_hi, x_hi, u_hi, None)
@@ -524,10 +534,10 @@ def _locate_support(eq: _Equation, mass: float, tail_tol: float) -> _Support:
     rho_max = 0.0
     while True:
         u_new = max(u - h, LOG_LAM_FLOOR)
-        guess = _edge_start(eq, x_hi, u_hi, u_new) if first else _tangent(z, u_new - u, f1)
+        guess = _edge_start(eq, x_hi, u_hi, u_new) if first else _tangent(z, u_new - u, f1, f2)
         if guess.imag < 0:
             guess = guess.conjugate()
-        z_new, conv, its, branch_new, f1_new, m_new = eq.newton(u_new, guess, branch)
+        z_new, conv, its, branch_new, f1_new, f2_new, m_new = eq.newton(u_new, guess, branch)
         rel_imag = z_new.imag / max(abs(z_new), 1e-300)
         # (the first step from the edge is judged by its imaginary part only: next to an atom of D^2 -- ELU, orthogonal
         # weights, depth 2, whose edge is 1e-9 above the atom -- the quadratic edge model is a poor predictor)
@@ -596,7 +606,7 @@ def _locate_support(eq: _Equation, mass: float, tail_tol: float) -> _Support:
         small_tail = kappa > 0 and rho / kappa < tail_tol * mass
         if u_new <= LOG_LAM_FLOOR or small_tail:
             return _Support(u_hi, x_hi, u_new, None)
-        u, z, rho_prev, branch, f1 = u_new, z_new, rho, branch_new, f1_new
+        u, z, rho_prev, branch, f1, f2 = u_new, z_new, rho, branch_new, f1_new, f2_new
         if its <= 5:
             h = min(2.0 * h, max(1e-6, 0.1 * (u_hi - u) + 0.5 * h))
 
@@ -1134,7 +1144,7 @@ def _trace_from_edge(eq: _Equation, x_e: float, u_e: float,
     """Solutions ``z`` (``Im z >= 0``) at ``targets`` (moving away from the soft edge ``(x_e, u_e)``), ``m(z)`` there,
     and ok flags."""
     branch = eq.branch_at(x_e)
-    z1, conv, _, branch1, _, m1 = eq.newton(targets[0], _edge_start(eq, x_e, u_e, targets[0]), branch)
+    z1, conv, _, branch1, _, _, m1 = eq.newton(targets[0], _edge_start(eq, x_e, u_e, targets[0]), branch)
     if not conv:
         return _trace(targets, complex(x_e), u_e, *eq.args, NEWTON_TOL, NEWTON_MAXIT, MAX_HALVINGS, eq.loose_rel,
                       *branch)
