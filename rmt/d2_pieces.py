@@ -369,6 +369,11 @@ def moment_tables(d, w):
     atoms from ``k`` on, scaled by the smallest; unused when it is 0). Built by recurrences whose ratios are at most 1,
     so no power of an atom leaves float64 (gelu's atoms reach 5e-324)."""
     n_atoms = d.shape[0]
+    if w.shape[0] != n_atoms:
+        raise ValueError("moment_tables: d and w must have the same length")
+    for k in range(n_atoms):
+        if not d[k] >= 0.0 or (k > 0 and d[k] < d[k - 1]):
+            raise ValueError("moment_tables: the atoms d must be >= 0 and ascending")
     out = np.zeros((n_atoms + 1, 2, SERIES_TERMS))
     acc = np.zeros(SERIES_TERMS)
     for k in range(n_atoms):

@@ -197,6 +197,10 @@ def test_moment_tables_against_direct_moments():
         np.testing.assert_allclose(table[k, 0], want, rtol=1e-14)
     for k in range(2, d.size):
         np.testing.assert_allclose(table[k, 1], [np.sum(w[k:] * (d[k] / d[k:]) ** j) for j in n], rtol=1e-14)
+    for bad_d, bad_w in ((d[::-1].copy(), w), (np.array([-1.0, 1.0]), w[:2]), (np.array([np.nan, 1.0]), w[:2]),
+                         (d, w[:3])):
+        with pytest.raises(ValueError, match="moment_tables"):
+            moment_tables(bad_d, bad_w)
 
 
 def _mpmath_stieltjes(name: str, q: float, z: complex) -> complex:
