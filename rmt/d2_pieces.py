@@ -152,6 +152,12 @@ def _chebyshev_coefficients(values: np.ndarray) -> np.ndarray:
     return coef
 
 
+def _turns(on_ring: np.ndarray) -> np.ndarray:
+    """Winding numbers about 0 of the closed curves in the rows of ``on_ring`` (values on :data:`_RING`): the number
+    of zeros inside each panel's ellipse (argument principle)."""
+    return np.angle(np.roll(on_ring, -1, axis=1) * np.conj(on_ring)).sum(axis=1) / (2.0 * np.pi)
+
+
 def _model_errors(vals: np.ndarray):
     """Relative Chebyshev tails of the two models of ``f = phi'`` on each panel (rows of ``vals`` at :data:`CHEB_X`)
     and which to use: ``log |f|`` where ``f`` has no zero in the panel's ellipse (its relative accuracy holds however
@@ -174,7 +180,7 @@ def _model_errors(vals: np.ndarray):
         on_ring = np.polynomial.chebyshev.chebval(_RING, coef[keeps_sign].T)
         size_ring = np.abs(on_ring)
         conditioned = np.min(size_ring, axis=1) > 1e-4 * np.max(size_ring, axis=1)
-        turns = np.angle(np.roll(on_ring, -1, axis=1) * np.conj(on_ring)).sum(axis=1) / (2.0 * np.pi)
+        turns = _turns(on_ring)
         keeps_sign[np.nonzero(keeps_sign)[0][conditioned & (np.abs(turns) > 0.5)]] = False
     log_ratio = np.full(vals.shape[0], np.inf)
     if keeps_sign.any():
@@ -225,7 +231,7 @@ def _zero_expansions(coef: np.ndarray, table: np.ndarray, skip: np.ndarray):
     if cand.size:
         c = coef[cand]
         on_ring = np.polynomial.chebyshev.chebval(_RING, c.T)  # (K, 256)
-        turns = np.angle(np.roll(on_ring, -1, axis=1) * np.conj(on_ring)).sum(axis=1) / (2.0 * np.pi)
+        turns = _turns(on_ring)
         one = np.abs(np.abs(turns) - 1.0) <= 0.5  # exactly one zero inside
         cand, c, on_ring = cand[one], c[one], on_ring[one]
     if cand.size:
@@ -237,27 +243,18 @@ def _zero_expansions(coef: np.ndarray, table: np.ndarray, skip: np.ndarray):
         for _ in range(TAYLOR):
             derivs.append(np.polynomial.chebyshev.chebder(derivs[-1], axis=1))
         for _ in range(50):
-            step = _clenshaw_rows(c, x) / _clenshaw_rows(derivs[1], x)
+            step = (np.polynomial.chebyshev.chebval(x, c.T, tensor=False)
+                    / np.polynomial.chebyshev.chebval(x, derivs[1].T, tensor=False))
             x = x - step
             if np.all(np.abs(step) <= 1e-16):
                 break
         x0[cand] = x
         ring_min[cand] = np.min(np.abs(on_ring), axis=1)
         for order in range(TAYLOR + 1):
-            taylor[cand, order] = _clenshaw_rows(derivs[order], x) / math.factorial(order)
+            value = np.polynomial.chebyshev.chebval(x, derivs[order].T, tensor=False)
+            taylor[cand, order] = value / math.factorial(order)
         reach[cand] = TAYLOR_REACH * np.abs(taylor[cand, 1]) * np.min(np.abs(_RING[None, :] - x[:, None]), axis=1)
     return x0, ring_min, reach, taylor
-
-
-def _clenshaw_rows(c: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Row ``k`` of the Chebyshev coefficients ``c`` (K, n) summed at ``x[k]`` (numpy, for the panels' set-up)."""
-    if c.shape[1] == 0:
-        return np.zeros_like(x)
-    b1 = np.zeros_like(x)
-    b2 = np.zeros_like(x)
-    for k in range(c.shape[1] - 1, 0, -1):
-        b1, b2 = 2.0 * x * b1 - b2 + c[:, k], b1
-    return x * b1 - b2 + c[:, 0]
 
 
 def d2_pieces(activation, q: float) -> D2Pieces:
@@ -325,9 +322,7 @@ def d2_pieces(activation, q: float) -> D2Pieces:
     length = np.maximum(N_CHEB + 1 - np.argmax(needed[:, ::-1], axis=1), 4)
     # Rouche bound: no root of model = target inside E_RHO when |target - model(0)| exceeds max |model - model(0)|
     # on its boundary
-    theta = np.linspace(0.0, 2.0 * np.pi, 129)[:-1]
-    ring = 0.5 * (RHO * np.exp(1j * theta) + np.exp(-1j * theta) / RHO)
-    on_ring = np.polynomial.chebyshev.chebval(ring, coef.T)  # (P, 128)
+    on_ring = np.polynomial.chebyshev.chebval(_RING, coef.T)  # (P, 256)
     f_mid = np.polynomial.chebyshev.chebval(0.0, coef.T)
     radius = 1.05 * np.max(np.abs(on_ring - f_mid[:, None]), axis=1)
     near = 1e-10 * s
@@ -447,18 +442,6 @@ def _atomic_sums(z, d, w, series):
 # --------------------------------------------------------------------------------------------------------------------
 # numba kernels
 # --------------------------------------------------------------------------------------------------------------------
-
-
-@numba.njit(cache=True)
-def _clenshaw(c, x):
-    """Chebyshev series ``sum_k c[k] T_k(x)`` at complex ``x``."""
-    b1 = 0j
-    b2 = 0j
-    for k in range(c.shape[0] - 1, 0, -1):
-        b0 = 2.0 * x * b1 - b2 + c[k]
-        b2 = b1
-        b1 = b0
-    return x * b1 - b2 + c[0]
 
 
 @numba.njit(cache=True)
